@@ -1,0 +1,38 @@
+# The two README commands: `make demo` (train, export, serve) and `make test`.
+# Both create .venv with the pinned packages on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test test-fast notebooks benchmarks clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "rnn_toolkit needs Python 3.11, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+demo: install
+	$(BIN)/python -m rnn_toolkit demo
+
+test: install
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+notebooks: install
+	$(BIN)/python notebooks/execute.py
+
+benchmarks: install
+	$(BIN)/python benchmarks/char_lm_training_throughput.py
+	$(BIN)/python benchmarks/generation_throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,32 @@
+"""rnn_toolkit: recurrent neural networks with Keras 3 and TensorFlow.
+
+`import rnn_toolkit` loads TensorFlow and Keras and nothing else heavy (plotting
+libraries load only when a plot is asked for).
+
+Example:
+
+>>> import rnn_toolkit
+>>> vocabulary = rnn_toolkit.data.CharVocabulary.from_text("to be or not to be\\n")
+>>> model = rnn_toolkit.build_char_lm(vocabulary, units=8, embedding_dim=4)
+>>> isinstance(model.generate("to ", max_length=3, seed=0), str)
+True
+"""
+
+from rnn_toolkit import data, decoding, export, layers, models, training
+from rnn_toolkit.models import build_char_lm
+from rnn_toolkit.training import ClipNormSchedule, ResetCarriedState, SampleText
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClipNormSchedule",
+    "ResetCarriedState",
+    "SampleText",
+    "build_char_lm",
+    "data",
+    "decoding",
+    "export",
+    "layers",
+    "models",
+    "training",
+]

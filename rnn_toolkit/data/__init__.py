@@ -1,0 +1,35 @@
+"""Data for recurrent networks: corpora, vocabularies, splits and tf.data pipelines.
+
+This package never imports models or builders; models depend on data, not the
+other way round.
+
+Example:
+
+>>> import rnn_toolkit.data as data
+>>> vocab = data.CharVocabulary.from_text("to be or not to be")
+>>> train, validation = data.split_text("to be or not to be " * 20)
+>>> ds = data.char_windows(train, vocab, sequence_length=8, batch_size=4, seed=0)
+>>> inputs, targets = next(iter(ds))
+>>> tuple(inputs.shape), inputs.dtype.name
+((4, 8), 'int32')
+"""
+
+from rnn_toolkit.data.cache import cache_dir, fetch_pypi_distribution
+from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text
+from rnn_toolkit.data.dataset_options import pipeline_options
+from rnn_toolkit.data.splits import split_text
+from rnn_toolkit.data.vocabulary import CharVocabulary
+from rnn_toolkit.data.windows import char_windows, consecutive_char_batches
+
+__all__ = [
+    "cache_dir",
+    "fetch_pypi_distribution",
+    "load_corpus",
+    "shakespeare_text",
+    "python_source_text",
+    "CharVocabulary",
+    "split_text",
+    "char_windows",
+    "consecutive_char_batches",
+    "pipeline_options",
+]

@@ -1,0 +1,300 @@
+"""The in-graph decoding loop shared by every generator in `rnn_toolkit`.
+
+Decoding is split three ways, as in OpenNMT-tf:
+
+* a **sampler** (`rnn_toolkit.decoding.samplers`) turns one step's logits into one token
+  id per row;
+* a **strategy** (`DecodingStrategy`) owns the per-step decision and its bookkeeping:
+  which tokens to keep, the token buffer, which rows have ended, how long each result
+  is. `SamplingSearch` keeps one hypothesis per row and asks a sampler for its token;
+  a beam search will be a second strategy;
+* the **loop** (`decode`) is the same for all of them: it advances the model with the
+  caller's step function, hides forbidden ids, derives a seed per step, and stops at
+  `max_length` or as soon as the strategy says every row has ended.
+
+The loop is a `tf.while_loop`, so inside a `tf.function` (a model's `generate()`, a
+training callback, an exported SavedModel) no Python runs per token, and `max_length`,
+the seed and the sampler's parameters may be tensors without retracing.
+"""
+
+import tensorflow as tf
+
+from rnn_toolkit.decoding.samplers import Sampler, get_sampler
+
+__all__ = ["decode", "DecodingStrategy", "SamplingSearch"]
+
+
+class DecodingStrategy:
+    """How the decoding loop picks tokens and keeps its bookkeeping.
+
+    The loop calls `initialize` once, then `step` once per generated position (the
+    first time with the caller's `initial_logits`, then with the step function's
+    output), and `finalize` once at the end. Everything a strategy tracks lives in
+    `search_vars`, a nested structure of tensors that the loop threads through the
+    `tf.while_loop` without looking inside; its shapes must not change across steps
+    except in the leading (batch) dimension.
+
+    This is the seam for beam search: a `BeamSearch` strategy would tile the model
+    state to `batch * beam_width` rows in `initialize`, keep cumulative log-probabilities
+    and the token buffer in `search_vars`, reorder the model state by each new token's
+    parent beam (`tf.gather`) in `step`, and pick the best beam per row in `finalize`.
+    The loop itself would not change.
+    """
+
+    def initialize(self, initial_logits, initial_state, max_length):
+        """Sets up the search.
+
+        Args:
+            initial_logits: float32 `[batch, vocab]`, the distribution of the first
+                token (forbidden ids already at -inf).
+            initial_state: the step function's state, any nested structure.
+            max_length: int32 scalar tensor, at least 0.
+
+        Returns:
+            `(logits, state, search_vars)`: the logits and state the first `step` sees
+            (a beam search would tile them), and the strategy's initial variables.
+        """
+        raise NotImplementedError
+
+    def step(self, step, logits, state, search_vars, seed):
+        """Picks the tokens of position `step`.
+
+        Args:
+            step: int32 scalar tensor, the position being generated (0-based).
+            logits: float32 `[rows, vocab]` for this position.
+            state: the step function's state after the previous position.
+            search_vars: the strategy's variables.
+            seed: int32 `[2]`, a stateless seed unique to this step.
+
+        Returns:
+            `(ids, state, search_vars)`: int32 `[rows]` ids to feed the step function
+            next, the (possibly reordered) state, and the updated variables.
+        """
+        raise NotImplementedError
+
+    def is_done(self, search_vars):
+        """Returns a bool scalar tensor: True when no row needs another token."""
+        raise NotImplementedError
+
+    def finalize(self, search_vars, max_length):
+        """Returns `(tokens, lengths)`: int32 `[batch, max_length]` and `[batch]`."""
+        raise NotImplementedError
+
+
+class SamplingSearch(DecodingStrategy):
+    """One hypothesis per row: each step's token comes straight from a sampler.
+
+    Greedy, temperature, top-k and top-p decoding are all this strategy with a
+    different sampler. Tokens go into a `[batch, max_length]` buffer prefilled with
+    `padding_id`, so positions after a row's end (or after an early exit) are padding
+    without any extra work.
+
+    Args:
+        sampler: a callable `(logits, seed) -> int32 ids [batch]`, usually a `Sampler`.
+        end_id: optional int. A row stops at its first `end_id`, which is not part of
+            the result; later positions are `padding_id`.
+        padding_id: int written after a row's end. Finished rows also feed it to the
+            step function, whose output for them is ignored.
+    """
+
+    def __init__(self, sampler, end_id=None, padding_id=0):
+        self.sampler = sampler
+        self.end_id = end_id
+        self.padding_id = padding_id
+
+    def initialize(self, initial_logits, initial_state, max_length):
+        batch_size = tf.shape(initial_logits)[0]
+        search_vars = {
+            "tokens": tf.fill(tf.stack([batch_size, max_length]), tf.constant(self.padding_id, tf.int32)),
+            "finished": tf.zeros([batch_size], tf.bool),
+            "lengths": tf.zeros([batch_size], tf.int32),
+        }
+        return initial_logits, initial_state, search_vars
+
+    def step(self, step, logits, state, search_vars, seed):
+        ids = tf.cast(self.sampler(logits, seed), tf.int32)
+        finished = search_vars["finished"]
+        if self.end_id is not None:
+            finished = finished | tf.equal(ids, self.end_id)
+            ids = tf.where(finished, tf.constant(self.padding_id, tf.int32), ids)
+        lengths = search_vars["lengths"] + tf.cast(tf.logical_not(finished), tf.int32)
+        # Writing through a one-column mask keeps the buffer's shape fixed (a
+        # `tf.while_loop` requirement); it costs O(batch * max_length) per step, which is
+        # small next to a model step.
+        tokens = search_vars["tokens"]
+        is_this_step = tf.equal(tf.range(tf.shape(tokens)[1]), step)
+        tokens = tf.where(is_this_step[tf.newaxis, :], ids[:, tf.newaxis], tokens)
+        return ids, state, {"tokens": tokens, "finished": finished, "lengths": lengths}
+
+    def is_done(self, search_vars):
+        # True for an empty batch, so batch size 0 runs no step at all.
+        return tf.reduce_all(search_vars["finished"])
+
+    def finalize(self, search_vars, max_length):
+        # The first position is picked before the loop checks `max_length`, so with
+        # max_length 0 a row has counted a token that was never written.
+        return search_vars["tokens"], tf.minimum(search_vars["lengths"], max_length)
+
+
+def _as_seed(seed):
+    """Turns a user seed (None, int, shape [] or [2]) into an int32/int64 `[2]` tensor."""
+    if seed is None:
+        # A fresh draw per call, in graph: generation is random but not reproducible.
+        return tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
+    seed = tf.convert_to_tensor(seed)
+    if seed.dtype not in (tf.int32, tf.int64):
+        raise TypeError(f"`seed` must be an int32 or int64 tensor; received dtype {seed.dtype}.")
+    if seed.shape.rank == 0:
+        return tf.stack([seed, tf.zeros([], seed.dtype)])
+    if seed.shape.rank == 1 and seed.shape[0] in (2, None):
+        return tf.ensure_shape(seed, [2])
+    raise ValueError(f"`seed` must have shape [] or [2]; received shape {seed.shape}.")
+
+
+def _forbid(logits, forbidden_ids):
+    """Sets the logits of `forbidden_ids` to -inf in every row."""
+    if forbidden_ids is None:
+        return logits
+    forbidden_ids = tf.reshape(tf.cast(forbidden_ids, tf.int32), [-1])
+    if forbidden_ids.shape[0] == 0:
+        return logits
+    vocab_size = tf.shape(logits)[-1]
+    # Ids outside the vocabulary get an all-zero one-hot row, so they are ignored.
+    is_forbidden = tf.reduce_any(tf.one_hot(forbidden_ids, vocab_size, True, False, dtype=tf.bool), axis=0)
+    return tf.where(is_forbidden[tf.newaxis, :], tf.constant(-float("inf")), logits)
+
+
+def _relax_batch_dim(structure):
+    """Shape invariants that leave only the leading dimension free.
+
+    A state built with a static batch size may come back from a step function (or a
+    Keras layer) with an unknown one; `tf.while_loop` would reject that change.
+    """
+
+    def relax(tensor):
+        shape = tensor.shape
+        if shape.rank is None or shape.rank == 0:
+            return shape
+        return tf.TensorShape([None]).concatenate(shape[1:])
+
+    return tf.nest.map_structure(relax, structure)
+
+
+def decode(
+    step_fn,
+    initial_logits,
+    initial_state,
+    *,
+    max_length,
+    sampler,
+    seed,
+    end_id=None,
+    forbidden_ids=None,
+    padding_id=0,
+):
+    """Generates up to `max_length` tokens per row with one `tf.while_loop`.
+
+    The caller has already run its prompt (or encoder, or image features) through the
+    model and passes the distribution of the first token as `initial_logits`, with the
+    model state that follows it. Each later token comes from
+    `step_fn(previous_ids, state)`. The step function is never called after the last
+    token is picked, so generating `n` tokens costs `n - 1` model steps, and the loop
+    exits as soon as every row has produced `end_id`.
+
+    Inside a `tf.function` nothing here runs Python per token, and `max_length`, `seed`
+    and the sampler's parameters may be tensors (for example inputs of a SavedModel
+    signature) without retracing. Called eagerly, the same ops run step by step.
+
+    Args:
+        step_fn: callable `(token_ids, state) -> (logits, new_state)`: int32 ids
+            `[batch]` in, float logits `[batch, vocab]` (any float dtype) out. `state`
+            is any nested structure of tensors (`tf.nest`) whose shapes stay the same
+            from step to step (the batch dimension may be unknown).
+        initial_logits: float `[batch, vocab]`, the distribution of the first token.
+        initial_state: the step function's state after the prompt.
+        max_length: int or int32 scalar tensor, the number of tokens to generate at
+            most. Negative values are treated as 0.
+        sampler: a `Sampler`, a sampler name for `get_sampler` (with its defaults),
+            or any callable `(logits, seed) -> ids`, for example
+            `lambda logits, seed: sample_logits(logits, seed, temperature=t, top_k=k)`
+            with tensor `t` and `k`.
+        seed: int, or int32/int64 tensor of shape `[]` or `[2]`. The same seed gives the
+            same tokens; every step folds the step number into it, so steps differ.
+            `None` draws a fresh seed each call.
+        end_id: optional int. A row stops at its first `end_id`, which is not included
+            in `tokens` nor counted in `lengths`; later positions are `padding_id`.
+        forbidden_ids: optional list (or 1-D int tensor) of ids never generated, such
+            as padding and out-of-vocabulary ids: their logits become -inf.
+        padding_id: int filling positions after a row's end (and after `max_length`
+            when the loop stops early).
+
+    Returns:
+        `(tokens, lengths)`: int32 `[batch, max_length]` token ids padded with
+        `padding_id`, and int32 `[batch]` numbers of generated tokens before the end.
+
+    Example:
+
+    A counter "language model" whose next token is always the previous one plus one:
+
+    >>> vocab_size = 6
+    >>> def step_fn(ids, state):
+    ...     return tf.one_hot((ids + 1) % vocab_size, vocab_size) * 10.0, state
+    >>> tokens, lengths = rnn_toolkit.decoding.decode(
+    ...     step_fn,
+    ...     initial_logits=tf.one_hot([1, 3], vocab_size) * 10.0,
+    ...     initial_state=tf.zeros([2, 1]),
+    ...     max_length=5,
+    ...     sampler="greedy",
+    ...     seed=0,
+    ...     end_id=5,
+    ... )
+    >>> tokens.numpy()
+    array([[1, 2, 3, 4, 0],
+           [3, 4, 0, 0, 0]], dtype=int32)
+    >>> lengths.numpy()
+    array([4, 2], dtype=int32)
+    """
+    if isinstance(sampler, (str, dict, Sampler)):
+        sampler = get_sampler(sampler)
+    elif not callable(sampler):
+        raise TypeError(
+            "`sampler` must be a Sampler, a sampler name or a callable "
+            f"`(logits, seed) -> ids`; received {sampler!r}."
+        )
+    strategy = SamplingSearch(sampler, end_id=end_id, padding_id=padding_id)
+
+    static_max_length = tf.get_static_value(max_length)
+    if static_max_length is not None:
+        # A known length gives the token buffer a static width.
+        max_length = tf.constant(max(int(static_max_length), 0), tf.int32)
+    else:
+        max_length = tf.maximum(tf.cast(max_length, tf.int32), 0)
+    seed = _as_seed(seed)
+    initial_logits = _forbid(tf.cast(initial_logits, tf.float32), forbidden_ids)
+
+    logits, state, search_vars = strategy.initialize(initial_logits, initial_state, max_length)
+    # The first position is picked outside the loop, so that the loop body can start by
+    # advancing the model and the step function never runs after the last token.
+    step = tf.constant(0, tf.int32)
+    ids, state, search_vars = strategy.step(
+        step, logits, state, search_vars, tf.random.experimental.stateless_fold_in(seed, step)
+    )
+
+    def keep_going(step, ids, state, search_vars):
+        return (step < max_length) & tf.logical_not(strategy.is_done(search_vars))
+
+    def advance(step, ids, state, search_vars):
+        logits, state = step_fn(ids, state)
+        logits = _forbid(tf.cast(logits, tf.float32), forbidden_ids)
+        step_seed = tf.random.experimental.stateless_fold_in(seed, step)
+        ids, state, search_vars = strategy.step(step, logits, state, search_vars, step_seed)
+        return step + 1, ids, state, search_vars
+
+    loop_vars = (step + 1, ids, state, search_vars)
+    _, _, _, search_vars = tf.while_loop(
+        keep_going,
+        advance,
+        loop_vars,
+        shape_invariants=(tf.TensorShape([]),) + _relax_batch_dim(loop_vars[1:]),
+    )
+    return strategy.finalize(search_vars, max_length)

@@ -1,0 +1,9 @@
+"""SavedModel export in the TF Serving layout (`<base>/<name>/<version>/`), raw text in and out.
+
+Export depends on models, never the other way round.
+"""
+
+from rnn_toolkit.export.char_lm import CharLMServing, export_char_lm
+from rnn_toolkit.export.saved_model import version_dir, write_saved_model
+
+__all__ = ["CharLMServing", "export_char_lm", "version_dir", "write_saved_model"]

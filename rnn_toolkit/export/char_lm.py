@@ -1,0 +1,125 @@
+"""Exporting a character language model as a SavedModel that takes and returns raw text.
+
+Signatures (all batched along the first axis; a batch of zero returns empty outputs):
+
+- `serving_default`: `prompt` string [batch] -> `text` string [batch]: the prompt plus
+  `default_max_length` characters sampled at `default_temperature` with a fresh seed.
+- `generate`: `prompt` string [batch], `max_length` int32, `temperature` float32,
+  `top_k` int32, `seed` int32 -> `text` string [batch]. `max_length` is clamped to
+  [0, 10000] (0 or negative returns the prompts unchanged); `temperature <= 0` is greedy;
+  `top_k <= 0` is off; `seed < 0` draws a fresh seed, otherwise the output is
+  reproducible.
+- `log_prob`: `text` string [batch] -> `log_prob` float32 [batch] (natural log of the
+  probability of every character after the first, summed) and `num_chars` int32 [batch].
+
+Characters unseen in training and bytes that are not UTF-8 map to the unknown id
+(generated text never contains it); an empty prompt is read as a newline. The vocabulary
+is inside the graph and also written as `assets/vocabulary.json` for other tools.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from rnn_toolkit.export.saved_model import version_dir, write_saved_model
+
+
+class CharLMServing(tf.Module):
+    """The exported module: the model plus its serving functions."""
+
+    def __init__(self, model, vocabulary_file, default_max_length, default_temperature):
+        super().__init__(name="char_lm_serving")
+        self.model = model
+        self.vocabulary_file = tf.saved_model.Asset(str(vocabulary_file))
+        self.default_max_length = tf.constant(default_max_length, tf.int32)
+        self.default_temperature = tf.constant(default_temperature, tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
+    def serve(self, prompt):
+        text = self.model.generate_tensors(
+            prompt, self.default_max_length, self.default_temperature, 0, 1.0, -1
+        )
+        return {"text": text}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="prompt"),
+            tf.TensorSpec([], tf.int32, name="max_length"),
+            tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([], tf.int32, name="top_k"),
+            tf.TensorSpec([], tf.int32, name="seed"),
+        ]
+    )
+    def generate(self, prompt, max_length, temperature, top_k, seed):
+        text = self.model.generate_tensors(prompt, max_length, temperature, top_k, 1.0, seed)
+        return {"text": text}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def log_prob(self, text):
+        log_prob, num_chars = self.model.log_prob_tensors(text)
+        return {"log_prob": log_prob, "num_chars": num_chars}
+
+
+def export_char_lm(
+    model,
+    base_dir="saved_models",
+    *,
+    name="char_lm",
+    version=None,
+    overwrite=False,
+    default_max_length=200,
+    default_temperature=0.8,
+):
+    """Exports a `CharLanguageModel` to `<base_dir>/<name>/<version>/`.
+
+    The result loads with `tf.saved_model.load` in a process that has TensorFlow only.
+
+    Args:
+        model: a `rnn_toolkit.models.CharLanguageModel` (from `build_char_lm`).
+        base_dir: the model base folder, as TF Serving's `--model_base_path` parent.
+        name: the model's folder name.
+        version: version number; None takes the next free one.
+        overwrite: replace an existing version (otherwise `FileExistsError`).
+        default_max_length: characters `serving_default` generates.
+        default_temperature: sampling temperature of `serving_default`.
+
+    Returns:
+        The `pathlib.Path` of the written version folder.
+
+    Example:
+
+    >>> import tempfile, rnn_toolkit
+    >>> model = rnn_toolkit.build_char_lm("ab\\n", units=4, embedding_dim=2)
+    >>> path = rnn_toolkit.export.export_char_lm(model, tempfile.mkdtemp())
+    >>> path.name
+    '1'
+    """
+    if not hasattr(model, "generate_tensors") or not hasattr(model, "log_prob_tensors"):
+        raise TypeError(
+            f"`model` must be a rnn_toolkit CharLanguageModel; received {type(model).__name__}."
+        )
+    target = version_dir(base_dir, name, version)
+    with tempfile.TemporaryDirectory() as scratch:
+        vocabulary_file = Path(scratch) / "vocabulary.json"
+        vocabulary_file.write_text(
+            json.dumps(
+                {
+                    "characters": model.vocabulary.characters,
+                    "padding_id": model.vocabulary.PADDING_ID,
+                    "unknown_id": model.vocabulary.UNKNOWN_ID,
+                    "first_character_id": 2,
+                },
+                ensure_ascii=False,
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+        module = CharLMServing(model, vocabulary_file, default_max_length, default_temperature)
+        signatures = {
+            "serving_default": module.serve,
+            "generate": module.generate,
+            "log_prob": module.log_prob,
+        }
+        return write_saved_model(module, target, signatures=signatures, overwrite=overwrite)
