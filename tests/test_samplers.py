@@ -24,7 +24,8 @@ NUM_DRAWS = 4000  # rows drawn in one call: stateless_categorical draws each row
 
 
 def random_logits(batch_size=4, seed=0):
-    return tf.constant(np.random.default_rng(seed).normal(size=(batch_size, VOCAB_SIZE)), tf.float32)
+    values = np.random.default_rng(seed).normal(size=(batch_size, VOCAB_SIZE))
+    return tf.constant(values, tf.float32)
 
 
 def draws(logits_row, seed=(3, 4), **options):
@@ -61,10 +62,10 @@ def test_low_precision_logits_are_accepted(dtype):
     assert TopKSampler(k=3)(tf.cast(logits, dtype), [1, 2]).dtype == tf.int32
 
 
-@pytest.mark.parametrize("temperature", [1e-3, 1e-30])
+@pytest.mark.parametrize("temperature", [1e-3, 1e-37])
 def test_temperature_towards_zero_is_greedy(temperature):
-    # 1e-30 would overflow logits / temperature to inf without the max shift.
-    logits_row = [1.0, 2.0, 2.5, 0.0, -1.0, 2.4, 0.3, 0.1]
+    # 250 / 1e-37 overflows float32 to inf unless logits are shifted by their maximum.
+    logits_row = [100.0, 200.0, 250.0, 0.0, -100.0, 240.0, 30.0, 10.0]
     ids = draws(logits_row, temperature=temperature)
     np.testing.assert_array_equal(ids, np.full(NUM_DRAWS, 2))
 
@@ -130,6 +131,7 @@ def test_top_p_always_keeps_the_most_likely_token():
     logits_row = np.log([0.1, 0.6, 0.1, 0.05, 0.05, 0.04, 0.03, 0.03])
     assert set(draws(logits_row, top_p=1e-9)) == {1}
     assert set(draws(logits_row, top_p=0.0)) == {1}
+    assert set(draws(logits_row, top_p=-0.5)) == {1}
 
 
 def test_top_p_applies_after_temperature():
@@ -167,8 +169,11 @@ def test_tensor_parameters_match_python_numbers_without_retracing():
         return sample_logits(logits, seed, temperature=temperature, top_k=top_k, top_p=top_p)
 
     seed = tf.constant([11, 12], tf.int64)
-    for temperature, top_k, top_p in [(0.0, 0, 1.0), (1.0, 0, 1.0), (0.7, 3, 1.0), (1.5, 0, 0.6), (2.0, 4, 0.8)]:
-        served = serve(logits, seed, tf.constant(temperature), tf.constant(top_k), tf.constant(top_p))
+    settings = [(0.0, 0, 1.0), (1.0, 0, 1.0), (0.7, 3, 1.0), (1.5, 0, 0.6), (2.0, 4, 0.8)]
+    for temperature, top_k, top_p in settings:
+        served = serve(
+            logits, seed, tf.constant(temperature), tf.constant(top_k), tf.constant(top_p)
+        )
         expected = sample_logits(logits, seed, temperature=temperature, top_k=top_k, top_p=top_p)
         np.testing.assert_array_equal(served, expected)
     assert serve.experimental_get_tracing_count() == 1
@@ -205,7 +210,12 @@ def test_custom_sampler_overrides_one_method():
 
 @pytest.mark.parametrize(
     "sampler",
-    [GreedySampler(), TemperatureSampler(0.7), TopKSampler(k=4, temperature=0.5), TopPSampler(p=0.8)],
+    [
+        GreedySampler(),
+        TemperatureSampler(0.7),
+        TopKSampler(k=4, temperature=0.5),
+        TopPSampler(p=0.8),
+    ],
 )
 def test_config_round_trip(sampler):
     config = sampler.get_config()

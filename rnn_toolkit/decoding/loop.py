@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from rnn_toolkit.decoding.samplers import Sampler, get_sampler
 
-__all__ = ["decode", "DecodingStrategy", "SamplingSearch"]
+__all__ = ["decode", "decode_with_strategy", "DecodingStrategy", "SamplingSearch"]
 
 
 class DecodingStrategy:
@@ -38,7 +38,7 @@ class DecodingStrategy:
     state to `batch * beam_width` rows in `initialize`, keep cumulative log-probabilities
     and the token buffer in `search_vars`, reorder the model state by each new token's
     parent beam (`tf.gather`) in `step`, and pick the best beam per row in `finalize`.
-    The loop itself would not change.
+    The loop itself (`decode_with_strategy`) would not change.
     """
 
     def initialize(self, initial_logits, initial_state, max_length):
@@ -104,8 +104,9 @@ class SamplingSearch(DecodingStrategy):
 
     def initialize(self, initial_logits, initial_state, max_length):
         batch_size = tf.shape(initial_logits)[0]
+        padding = tf.constant(self.padding_id, tf.int32)
         search_vars = {
-            "tokens": tf.fill(tf.stack([batch_size, max_length]), tf.constant(self.padding_id, tf.int32)),
+            "tokens": tf.fill(tf.stack([batch_size, max_length]), padding),
             "finished": tf.zeros([batch_size], tf.bool),
             "lengths": tf.zeros([batch_size], tf.int32),
         }
@@ -160,7 +161,9 @@ def _forbid(logits, forbidden_ids):
         return logits
     vocab_size = tf.shape(logits)[-1]
     # Ids outside the vocabulary get an all-zero one-hot row, so they are ignored.
-    is_forbidden = tf.reduce_any(tf.one_hot(forbidden_ids, vocab_size, True, False, dtype=tf.bool), axis=0)
+    is_forbidden = tf.reduce_any(
+        tf.one_hot(forbidden_ids, vocab_size, True, False, dtype=tf.bool), axis=0
+    )
     return tf.where(is_forbidden[tf.newaxis, :], tf.constant(-float("inf")), logits)
 
 
@@ -211,7 +214,8 @@ def decode(
             is any nested structure of tensors (`tf.nest`) whose shapes stay the same
             from step to step (the batch dimension may be unknown).
         initial_logits: float `[batch, vocab]`, the distribution of the first token.
-        initial_state: the step function's state after the prompt.
+        initial_state: the step function's state after the prompt (`None` for a
+            model without state: `step_fn` then always receives `None`).
         max_length: int or int32 scalar tensor, the number of tokens to generate at
             most. Negative values are treated as 0.
         sampler: a `Sampler`, a sampler name for `get_sampler` (with its defaults),
@@ -225,8 +229,8 @@ def decode(
             in `tokens` nor counted in `lengths`; later positions are `padding_id`.
         forbidden_ids: optional list (or 1-D int tensor) of ids never generated, such
             as padding and out-of-vocabulary ids: their logits become -inf.
-        padding_id: int filling positions after a row's end (and after `max_length`
-            when the loop stops early).
+        padding_id: int filling positions after a row's end. Rows that have ended
+            also feed it to `step_fn` while other rows go on; those outputs are ignored.
 
     Returns:
         `(tokens, lengths)`: int32 `[batch, max_length]` token ids padded with
@@ -261,8 +265,39 @@ def decode(
             "`sampler` must be a Sampler, a sampler name or a callable "
             f"`(logits, seed) -> ids`; received {sampler!r}."
         )
-    strategy = SamplingSearch(sampler, end_id=end_id, padding_id=padding_id)
+    return decode_with_strategy(
+        SamplingSearch(sampler, end_id=end_id, padding_id=padding_id),
+        step_fn,
+        initial_logits,
+        initial_state,
+        max_length=max_length,
+        seed=seed,
+        forbidden_ids=forbidden_ids,
+    )
 
+
+def decode_with_strategy(
+    strategy, step_fn, initial_logits, initial_state, *, max_length, seed, forbidden_ids=None
+):
+    """Runs the decoding loop with any `DecodingStrategy`.
+
+    `decode` is this function with a `SamplingSearch`; a beam search will be this
+    function with a beam strategy. Arguments are those of `decode`, and the strategy
+    takes over the sampler, `end_id` and `padding_id`.
+
+    Args:
+        strategy: a `DecodingStrategy`.
+        step_fn: callable `(token_ids, state) -> (logits, new_state)`.
+        initial_logits: float `[batch, vocab]`, the distribution of the first token.
+        initial_state: the step function's state after the prompt, or `None`.
+        max_length: int or int32 scalar tensor; negative values are treated as 0.
+        seed: int, int32/int64 tensor of shape `[]` or `[2]`, or `None`.
+        forbidden_ids: optional list (or 1-D int tensor) of ids never generated.
+
+    Returns:
+        Whatever `strategy.finalize` returns, `(tokens, lengths)` for the built-in
+        strategies.
+    """
     static_max_length = tf.get_static_value(max_length)
     if static_max_length is not None:
         # A known length gives the token buffer a static width.
@@ -271,6 +306,14 @@ def decode(
         max_length = tf.maximum(tf.cast(max_length, tf.int32), 0)
     seed = _as_seed(seed)
     initial_logits = _forbid(tf.cast(initial_logits, tf.float32), forbidden_ids)
+    model_step = step_fn
+    if initial_state is None:
+        # `tf.while_loop` cannot carry None, so an empty tuple stands in for it.
+        def model_step(ids, state):
+            return step_fn(ids, None)[0], ()
+
+        initial_state = ()
+    initial_state = tf.nest.map_structure(tf.convert_to_tensor, initial_state)
 
     logits, state, search_vars = strategy.initialize(initial_logits, initial_state, max_length)
     # The first position is picked outside the loop, so that the loop body can start by
@@ -284,7 +327,7 @@ def decode(
         return (step < max_length) & tf.logical_not(strategy.is_done(search_vars))
 
     def advance(step, ids, state, search_vars):
-        logits, state = step_fn(ids, state)
+        logits, state = model_step(ids, state)
         logits = _forbid(tf.cast(logits, tf.float32), forbidden_ids)
         step_seed = tf.random.experimental.stateless_fold_in(seed, step)
         ids, state, search_vars = strategy.step(step, logits, state, search_vars, step_seed)

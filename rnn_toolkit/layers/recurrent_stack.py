@@ -8,6 +8,7 @@ drift from the trained model.
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 CELL_TYPES = ("rnn", "lstm", "gru")
@@ -17,6 +18,11 @@ _LAYER_CLASSES = {
     "lstm": keras.layers.LSTM,
     "gru": keras.layers.GRU,
 }
+
+
+# The activation objects Keras' TensorFlow backend accepts for its cuDNN path.
+_TANH = (keras.activations.tanh, keras.ops.tanh, tf.tanh)
+_SIGMOID = (keras.activations.sigmoid, keras.ops.sigmoid, tf.sigmoid)
 
 
 def _check_cell(cell):
@@ -55,9 +61,9 @@ def cudnn_conditions(layer):
     conditions = {
         "has_cudnn_kernel": isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)),
         "use_cudnn_not_false": getattr(layer, "use_cudnn", False) in ("auto", True),
-        "activation_is_tanh": getattr(cell, "activation", None) is keras.activations.tanh,
+        "activation_is_tanh": getattr(cell, "activation", None) in _TANH,
         "recurrent_activation_is_sigmoid": getattr(cell, "recurrent_activation", None)
-        is keras.activations.sigmoid,
+        in _SIGMOID,
         "use_bias": bool(getattr(cell, "use_bias", False)),
         "not_unrolled": not getattr(layer, "unroll", True),
         "no_recurrent_dropout": not getattr(cell, "recurrent_dropout", 0.0),

@@ -64,14 +64,16 @@ class CharLanguageModel(GradientClippingModel):
         **kwargs,
     ):
         kwargs.pop("dtype", None)
-        super().__init__(clip_norm=clip_norm, **kwargs)
+        policy = resolve_dtype_policy(dtype_policy)
+        # The model's own policy only tells `compile()` to wrap the optimizer in a
+        # LossScaleOptimizer under mixed_float16; each layer gets its policy below.
+        super().__init__(clip_norm=clip_norm, dtype=policy, **kwargs)
         if not isinstance(vocabulary, CharVocabulary):
             vocabulary = CharVocabulary(vocabulary)
         if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1:
             raise ValueError(
                 f"`embedding_dim` must be a positive integer; received embedding_dim={embedding_dim!r}."
             )
-        policy = resolve_dtype_policy(dtype_policy)
 
         # === Layers ===
         self.vocabulary = vocabulary
@@ -247,9 +249,7 @@ class CharLanguageModel(GradientClippingModel):
         (True, 7)
         """
         single = isinstance(prompts, str)
-        batch = [prompts] if single else list(prompts)
-        if not all(isinstance(p, str) for p in batch):
-            raise TypeError(f"`prompts` must be a string or a list of strings; received {prompts!r}.")
+        batch = _as_string_list(prompts, "prompts")
         if isinstance(max_length, bool) or not isinstance(max_length, int):
             raise TypeError(f"`max_length` must be an int; received max_length={max_length!r}.")
         parameters, custom = _sampler_parameters(sampler, sampler_kwargs)
@@ -320,7 +320,7 @@ class CharLanguageModel(GradientClippingModel):
             `(log_prob, num_chars)` as numpy arrays (scalars for a string input).
         """
         single = isinstance(texts, str)
-        batch = [texts] if single else list(texts)
+        batch = _as_string_list(texts, "texts")
         log_prob, num_chars = self._log_prob_function(tf.constant(batch, tf.string))
         log_prob, num_chars = log_prob.numpy(), num_chars.numpy()
         return (log_prob[0], num_chars[0]) if single else (log_prob, num_chars)
@@ -427,6 +427,15 @@ class _CarriedState:
             for layer in self.variables:
                 for variable in layer:
                     variable.assign(tf.zeros_like(variable))
+
+
+def _as_string_list(value, name):
+    """`value` (a string or a sequence of strings) as a list of strings, or a TypeError."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise TypeError(f"`{name}` must be a string or a list of strings; received {value!r:.80}.")
 
 
 def _sampler_parameters(sampler, sampler_kwargs):
