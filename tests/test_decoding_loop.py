@@ -49,11 +49,11 @@ def flat_inputs(batch_size):
 
 
 def test_counter_model_tokens_in_exact_order_with_nested_state():
-    step_calls = []
+    steps_seen = tf.Variable(tf.zeros([2, 1]))
 
     def step_fn(ids, state):
         logits, state = counter_model()(ids, state)
-        step_calls.append(state)
+        steps_seen.assign(state[1])  # the second state tensor must be threaded through
         return logits, state
 
     initial_logits, state = counter_inputs([1, 6], strides=[1, 3])
@@ -64,11 +64,12 @@ def test_counter_model_tokens_in_exact_order_with_nested_state():
         tokens,
         [
             [1, 2, 3, 4, 5, 6],
-            [6, 1, 4, 7, 2, 5],  # (previous + 3) % 8
+            [6, 1, 4, 7, 2, 5],  # (previous + 3) % 8: the stride comes from the state
         ],
     )
     np.testing.assert_array_equal(lengths, [6, 6])
     assert tokens.dtype == tf.int32 and lengths.dtype == tf.int32
+    np.testing.assert_array_equal(steps_seen.numpy(), [[5.0], [5.0]])
 
 
 def test_end_token_stops_one_row_while_others_go_on():

@@ -154,12 +154,16 @@ def python_source_files(max_files=None):
     stdlib = pathlib.Path(sysconfig.get_paths()["stdlib"])
     if not stdlib.is_dir():
         raise FileNotFoundError(f"Standard library folder not found: {stdlib}")
-    relative_paths = sorted(
-        path.relative_to(stdlib).as_posix()
-        for path in stdlib.rglob("*.py")
-        if path.is_file()
-        and not _PYTHON_EXCLUDED_PARTS.intersection(path.relative_to(stdlib).parts[:-1])
-    )
+    relative_paths = []
+    for folder, subfolders, filenames in os.walk(stdlib):
+        # Pruning here, rather than filtering afterwards, keeps the walk out of
+        # site-packages, which can hold far more files than the library itself.
+        subfolders[:] = [d for d in subfolders if d not in _PYTHON_EXCLUDED_PARTS]
+        relative_folder = pathlib.Path(folder).relative_to(stdlib)
+        relative_paths.extend(
+            (relative_folder / name).as_posix() for name in filenames if name.endswith(".py")
+        )
+    relative_paths.sort()
     if max_files is not None:
         relative_paths = relative_paths[:max_files]
     return [stdlib / rel for rel in relative_paths]
