@@ -84,7 +84,7 @@ class CharLMRunConfig:
     batch_size: int = 64  # windows per step
     epochs: int = 10
     steps_per_epoch: int | None = None  # None: one pass over the training windows
-    validation_steps: int = 20  # held-out batches scored after each epoch (0: none)
+    validation_steps: int = 10  # held-out batches scored after each epoch (0: none)
     learning_rate: float = 2e-3  # Adam
     clip_norm: float = 1.0  # global gradient-norm clipping (0: off)
     precision: str = "auto"  # "auto", "float32", "mixed_bfloat16", "mixed_float16"
@@ -198,7 +198,8 @@ def load_split(corpus, *, max_chars=None, validation_fraction=0.1, num_chunks=10
         text = load_corpus(corpus)
     except FileNotFoundError as error:
         raise RunSetupError("corpus", f"no such file or folder: {str(corpus)!r}") from error
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:
+        # ValueError: an empty corpus; RuntimeError: the Shakespeare download failed.
         raise RunSetupError("corpus", str(error)) from error
     if max_chars is not None:
         text = text[:max_chars]
@@ -350,8 +351,6 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
             interrupted run with other settings, or the data is too small.
     """
     folder = RunFolder(run_dir)
-    resumed_from = _prepare_folder(folder, config, overwrite, print_fn)
-
     print_fn(f"Loading corpus {config.corpus!r} ...")
     text, train_pieces, validation_pieces = load_split(
         config.corpus,
@@ -366,6 +365,7 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         f"{len(text):,} characters: {train_chars:,} for training, {validation_chars:,} held out "
         f"({len(validation_pieces)} pieces); vocabulary of {vocabulary.size} ids"
     )
+    resumed_from = _prepare_folder(folder, config, overwrite, print_fn)
 
     keras.utils.set_random_seed(config.seed)
     train_data, batches_per_pass = _training_data(train_pieces, vocabulary, config)
@@ -551,9 +551,10 @@ def _training_data(train_pieces, vocabulary, config):
     except ValueError as error:
         raise RunSetupError(
             "batch_size",
-            f"the training text is too short for one batch of {config.batch_size} windows "
-            f"of {config.sequence_length + 1} characters ({error}); use a smaller batch size "
-            "or sequence length, or more text",
+            f"the training text ({sum(map(len, train_pieces)):,} characters in "
+            f"{len(train_pieces)} pieces) is too short for one batch of {config.batch_size} "
+            f"windows of sequence length + 1 = {config.sequence_length + 1} characters; use a "
+            "smaller batch size or sequence length, or more text",
         ) from error
     batches = int(dataset.cardinality())
     # Repeating lets `steps_per_epoch` cut passes anywhere without Keras' "ran out of
@@ -624,6 +625,8 @@ def _read_history(csv_path):
     """history.csv as `{column: [values]}`, one entry per epoch.
 
     An epoch repeated after a resume appears twice in the CSV; its last row wins.
+    CSVLogger writes "NA" for a missing value (it adds `val_*` columns even when there is
+    no validation); those become None, and columns with no value at all are dropped.
     """
     import csv
 
@@ -634,8 +637,12 @@ def _read_history(csv_path):
     history = {}
     for epoch in sorted(rows):
         for key, value in rows[epoch].items():
-            history.setdefault(key, []).append(int(value) if key == "epoch" else float(value))
-    return history
+            if key == "epoch":
+                value = int(value)
+            else:
+                value = None if value in ("NA", "", None) else float(value)
+            history.setdefault(key, []).append(value)
+    return {key: values for key, values in history.items() if any(v is not None for v in values)}
 
 
 def _tensorboard_installed():

@@ -32,8 +32,8 @@ TASKS = ("char_lm",)
 
 # Measured on the project's 2-core CPU (mixed_bfloat16, LSTM 512, batch 64, sequence
 # 100): about 5 minutes for the whole demo, training ~3/4 of it. See the demo's --help.
-DEMO_EPOCHS = 6
-DEMO_STEPS_PER_EPOCH = 60
+DEMO_EPOCHS = 8
+DEMO_STEPS_PER_EPOCH = 80
 
 SAMPLERS = ("greedy", "temperature", "top_k", "top_p")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -43,7 +43,6 @@ CELLS = ("rnn", "lstm", "gru")
 _OPTION_FOR_SETTING = {
     "num_layers": "--layers",
     "prompts": "--prompt",
-    "precision": "--precision",
 }
 
 # Lines TensorFlow's C++ runtime prints whatever TF_CPP_MIN_LOG_LEVEL says (abseil
@@ -83,7 +82,7 @@ def _number(kind, text, expected, check):
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not check(value) or (kind is float and not value == value):
+    if not check(value):  # NaN fails every check
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
@@ -361,7 +360,8 @@ def main(argv=None):
         option = _OPTION_FOR_SETTING.get(error.setting, "--" + error.setting.replace("_", "-"))
         return _usage_failure(args.prog, option, str(error))
     except KeyboardInterrupt:
-        print(f"\n{args.prog}: interrupted", file=sys.stderr)
+        hint = "; rerun the same command to resume from the last backup" if args.command in ("train", "demo") else ""
+        print(f"\n{args.prog}: interrupted{hint}", file=sys.stderr)
         return 130
 
 
@@ -408,6 +408,8 @@ def _train(args):
 
 
 def _sample(args):
+    if args.run_dir and args.saved_model:
+        raise UsageError("--saved-model", "sample from either --run-dir or --saved-model, not both")
     prompts = _read_prompts(args.prompt)
     if args.top_k is not None and args.sampler != "top_k":
         raise UsageError("--top-k", "applies only with --sampler top_k")
@@ -426,15 +428,15 @@ def _sample(args):
                 "greedy, temperature or top_k",
             )
         _, loaded = _load_saved_model(args.saved_model)
+        prompts = prompts or ["\n"]
         texts = loaded.signatures["generate"](
-            prompt=tf.constant(prompts or ["\n"]),
+            prompt=tf.constant(prompts),
             max_length=tf.constant(args.max_length, tf.int32),
             temperature=tf.constant(0.0 if args.sampler == "greedy" else args.temperature),
             top_k=tf.constant(top_k if args.sampler == "top_k" else 0, tf.int32),
             seed=tf.constant(-1 if args.seed is None else args.seed, tf.int32),
         )["text"]
         texts = [t.decode("utf-8", errors="replace") for t in texts.numpy().tolist()]
-        prompts = prompts or ["\n"]
     else:
         from rnn_toolkit.char_lm_run import load_run_model
 
@@ -662,6 +664,10 @@ def _run_quietly(command):
 
 
 def _shell_quote(text):
+    """Quotes for a copy-pasteable command line; newlines as bash's $'\\n'."""
     import shlex
 
-    return shlex.quote(text)
+    if "\n" not in text and "\t" not in text:
+        return shlex.quote(text)
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
+    return "$'" + escaped.replace("\n", "\\n").replace("\t", "\\t") + "'"

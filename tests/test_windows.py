@@ -192,3 +192,4 @@ def test_autotune_flag_restores_tf_data_defaults():
     dataset = char_windows(LOWER * 4, VOCAB, sequence_length=3, batch_size=2, autotune=True)
     assert dataset.options().autotune.enabled is not False
     assert dataset_options.PREFETCH_BUFFER_SIZE >= 1
+
