@@ -12,9 +12,15 @@ Example:
 True
 """
 
-from rnn_toolkit import data, decoding, export, layers, models, training
-from rnn_toolkit.models import build_char_lm
-from rnn_toolkit.training import ClipNormSchedule, ResetCarriedState, SampleText
+import os
+
+# TensorFlow's C++ INFO/WARNING lines are noise for a library user; set before the first
+# `import tensorflow` so it takes effect. An explicit setting of the variable wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from rnn_toolkit import data, decoding, export, layers, models, training  # noqa: E402
+from rnn_toolkit.models import build_char_lm  # noqa: E402
+from rnn_toolkit.training import ClipNormSchedule, ResetCarriedState, SampleText  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -5,9 +5,9 @@ trains, exports or starts Python processes is marked slow; those tests share one
 (a 16-unit LSTM on a few thousand characters) so the whole file stays near a minute.
 """
 
+import dataclasses
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rnn_toolkit import char_lm_run, cli
+from rnn_toolkit.data import split_text
 
 TINY_MODEL = [
     "--units", "16", "--embedding-dim", "8", "--sequence-length", "20", "--batch-size", "8",
@@ -67,6 +68,10 @@ def reported_loss(output):
     """The nats/char figure of a 'held-out loss X nats/char' line."""
     line = next(ln for ln in output.splitlines() if ln.startswith("held-out loss"))
     return float(line.split()[2])
+
+
+def dataclass_settings(**overrides):
+    return dataclasses.asdict(char_lm_run.CharLMRunConfig(**overrides))
 
 
 @pytest.fixture
@@ -215,12 +220,6 @@ def test_resuming_with_other_settings_is_refused(tiny_corpus, tmp_path, capsys):
     assert folder.backup.is_dir()
 
 
-def dataclass_settings(**overrides):
-    import dataclasses
-
-    return dataclasses.asdict(char_lm_run.CharLMRunConfig(**overrides))
-
-
 # --- Small pieces -------------------------------------------------------------------------
 
 
@@ -291,7 +290,7 @@ def test_train_writes_a_complete_run_folder(trained_run):
     history = json.loads((run_dir / "history.json").read_text())
     assert history["epoch"] == [0, 1] and len(history["loss"]) == 2 and "val_loss" in history
     text = (root / "tiny.txt").read_text()[:6000]
-    _, validation = char_lm_run.split_text(text)
+    _, validation = split_text(text)
     assert (run_dir / "heldout.txt").read_text() == "\n".join(validation)
     assert (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists()
 

@@ -84,12 +84,12 @@ class GradientClippingModel(keras.Model):
             raise ValueError(f"`clip_norm` must be None or a number >= 0; received {value!r}.")
         self._clip_norm.assign(float(value))
 
-    @property
-    def metrics(self):
-        metrics = super().metrics
-        if self.grad_norm_tracker not in metrics:
-            metrics = [*metrics, self.grad_norm_tracker]
-        return metrics
+    def test_step(self, data):
+        # The tracker is one of the model's metrics (so fit() resets it each epoch),
+        # but evaluation computes no gradient: don't report a meaningless 0.
+        logs = super().test_step(data)
+        logs.pop(GRAD_NORM, None)
+        return logs
 
     def fit(self, x=None, y=None, **kwargs):
         # A tf.data pipeline shuffles itself; Keras would only warn that it ignores
