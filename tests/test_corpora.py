@@ -205,3 +205,35 @@ def test_real_python_corpus():
     assert len(text) > 5_000_000
     assert "def " in text and "import " in text
     assert pathlib.Path(corpora.python_source_files()[0]).suffix == ".py"
+
+
+# --- TensorFlow Datasets path (tested offline with tfds' mock data) ------------------------
+
+
+def test_tfds_corpus_reads_the_text_feature():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=3):
+        text = load_corpus("tfds:tiny_shakespeare")
+        validation = load_corpus("tfds:tiny_shakespeare:validation")
+    assert len(text.split("\n\n")) == 3 and all(text.split("\n\n"))
+    assert validation  # the split suffix is accepted (mock data is the same for every split)
+
+
+def test_tfds_corpus_not_prepared_fails_fast_with_a_clear_error(tmp_path):
+    from rnn_toolkit.data import tfds_text
+
+    with pytest.raises(FileNotFoundError, match="tfds build tiny_shakespeare"):
+        tfds_text("tiny_shakespeare", data_dir=str(tmp_path))
+
+
+def test_tfds_unknown_name_and_feature():
+    import tensorflow_datasets as tfds
+
+    from rnn_toolkit.data import tfds_text
+
+    with pytest.raises(ValueError, match="not a TFDS dataset"):
+        tfds_text("no_such_dataset_anywhere")
+    with tfds.testing.mock_data(num_examples=1):
+        with pytest.raises(ValueError, match="no feature 'body'"):
+            tfds_text("tiny_shakespeare", feature="body")

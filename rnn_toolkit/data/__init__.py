@@ -15,7 +15,7 @@ Example:
 """
 
 from rnn_toolkit.data.cache import cache_dir, fetch_pypi_distribution
-from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text
+from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
 from rnn_toolkit.data.dataset_options import pipeline_options
 from rnn_toolkit.data.splits import split_text
 from rnn_toolkit.data.vocabulary import CharVocabulary
@@ -25,6 +25,7 @@ __all__ = [
     "cache_dir",
     "fetch_pypi_distribution",
     "load_corpus",
+    "tfds_text",
     "shakespeare_text",
     "python_source_text",
     "CharVocabulary",

@@ -204,11 +204,57 @@ def _read_folder(folder, pattern):
     return _join_documents(_decode(p.read_bytes()) for p in files)
 
 
+TFDS_PREFIX = "tfds:"
+
+
+def tfds_text(name, *, split="train", feature="text", data_dir=None):
+    """The text of a TensorFlow Datasets dataset that is already prepared on this machine.
+
+    Nothing is downloaded (`download=False`): offline, `tfds.load` would otherwise retry
+    its downloads for minutes before failing. Prepare the dataset once where there is a
+    network (`tfds build NAME`) and copy its data folder, or point `data_dir` at it.
+
+    Args:
+        name: a TFDS name, e.g. `"tiny_shakespeare"`.
+        split: the split to read.
+        feature: the string feature holding the text.
+        data_dir: the TFDS data folder (default: TFDS' own, `~/tensorflow_datasets`).
+
+    Returns:
+        The examples' texts joined with blank lines.
+
+    Raises:
+        FileNotFoundError: if the dataset is not prepared in `data_dir`.
+        ValueError: if `name` is not a TFDS dataset or has no such `feature`.
+    """
+    import tensorflow_datasets as tfds  # heavy, and only this path needs it
+
+    try:
+        dataset = tfds.load(name, split=split, data_dir=data_dir, download=False)
+    except AssertionError as error:
+        raise FileNotFoundError(
+            f"TFDS dataset {name!r} is not prepared in {data_dir or 'the default TFDS folder'}: "
+            f"run `tfds build {name}` where there is a network and copy its folder here "
+            "(this machine cannot download it)."
+        ) from error
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise ValueError(f"{name!r} is not a TFDS dataset name.") from error
+    if feature not in dataset.element_spec:
+        raise ValueError(
+            f"TFDS dataset {name!r} has no feature {feature!r}; it has {sorted(dataset.element_spec)}."
+        )
+    return _join_documents(
+        _decode(example[feature]) for example in tfds.as_numpy(dataset)
+    )
+
+
 def load_corpus(source, *, pattern="*.txt"):
     """Loads a text corpus by name or from a file or folder.
 
     Args:
-        source: `"shakespeare"`, `"python"`, or the path (str or
+        source: `"shakespeare"`, `"python"`, `"tfds:NAME"` or `"tfds:NAME:SPLIT"`
+            (a TensorFlow Datasets dataset prepared on this machine, its `text`
+            feature; see `tfds_text`), or the path (str or
             `os.PathLike`) of a text file or of a folder. A folder yields
             all files matching `pattern` in sorted order, joined with blank
             lines. Names win over paths: write `"./python"` for a file
@@ -243,6 +289,9 @@ def load_corpus(source, *, pattern="*.txt"):
         text = shakespeare_text()
     elif isinstance(source, str) and source == "python":
         text = python_source_text()
+    elif isinstance(source, str) and source.startswith(TFDS_PREFIX):
+        name, _, split = source[len(TFDS_PREFIX) :].partition(":")
+        text = tfds_text(name, split=split or "train")
     else:
         path = pathlib.Path(source).expanduser()
         if path.is_dir():
