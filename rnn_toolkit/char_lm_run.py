@@ -179,7 +179,7 @@ def next_free_run_dir(run_dir):
 
 def corpus_source(corpus):
     """How `run.json` records a corpus: its name, or the absolute path of a file."""
-    if corpus in CORPUS_NAMES:
+    if corpus in CORPUS_NAMES or corpus.startswith("tfds:"):
         return corpus
     return str(Path(corpus).expanduser().resolve())
 

