@@ -184,6 +184,14 @@ def parse_args(argv=None):
     parser.add_argument("--one-step-chars", type=int, default=200)
     parser.add_argument("--units", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--intra-op-threads", type=int, default=0,
+        help="tf.config.threading intra-op threads (0: TensorFlow's default, one per core)",
+    )
+    parser.add_argument(
+        "--inter-op-threads", type=int, default=0,
+        help="tf.config.threading inter-op threads (0: TensorFlow's default)",
+    )
     parser.add_argument("--output", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -193,6 +201,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # Before the first TensorFlow op: the thread pools are created once per process.
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     load_before = os.getloadavg()
     text = data.load_corpus("shakespeare")
     vocabulary = data.CharVocabulary.from_text(text)

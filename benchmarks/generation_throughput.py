@@ -218,6 +218,14 @@ def parse_args(argv=None):
     )
     parser.add_argument("--train-steps", type=int, default=20, help="brief training (0: random weights)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--intra-op-threads", type=int, default=0,
+        help="tf.config.threading intra-op threads (0: TensorFlow's default, one per core)",
+    )
+    parser.add_argument(
+        "--inter-op-threads", type=int, default=0,
+        help="tf.config.threading inter-op threads (0: TensorFlow's default)",
+    )
     parser.add_argument("--output", type=pathlib.Path, default=None, help="JSON file for the numbers")
     args = parser.parse_args(argv)
     if args.quick:
@@ -228,6 +236,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # Before the first TensorFlow op: the thread pools are created once per process.
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     ways = [w.strip() for w in args.ways.split(",") if w.strip()]
     unknown = sorted(set(ways) - set(WAYS))
     if unknown:

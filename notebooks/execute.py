@@ -33,18 +33,30 @@ QUICK_ENV_VAR = "RNN_TOOLKIT_QUICK"
 
 
 def strip_run_noise(notebook):
-    """Removes stderr stream outputs and timing metadata; returns how many outputs were dropped."""
+    """Removes stderr stream outputs and timing metadata, and joins consecutive stdout chunks.
+
+    How a cell's printing is cut into stream messages depends on timing; joining the chunks
+    keeps a re-run's diff down to what really changed.
+
+    Returns:
+        The number of stderr outputs dropped.
+    """
     dropped = 0
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type != "code":
             continue
-        kept = [
-            output
-            for output in cell.outputs
-            if not (output.get("output_type") == "stream" and output.get("name") == "stderr")
-        ]
-        dropped += len(cell.outputs) - len(kept)
+        kept = []
+        for output in cell.outputs:
+            if output.get("output_type") == "stream":
+                if output.get("name") == "stderr":
+                    dropped += 1
+                    continue
+                previous = kept[-1] if kept else None
+                if previous is not None and previous.get("output_type") == "stream" and previous.get("name") == output.get("name"):
+                    previous["text"] += output["text"]
+                    continue
+            kept.append(output)
         cell.outputs = kept
     return dropped
 

@@ -135,3 +135,25 @@ def test_config_round_trip():
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         RecurrentStack(**{"cell": "lstm", "units": 2, **kwargs})
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_full_precision_step_under_mixed_precision(cell):
+    """The decoding step can run in float32 on a bfloat16 stack, reading the same weights."""
+    stack = RecurrentStack(cell, units=4, num_layers=2, dtype="mixed_bfloat16")
+    x = np.random.default_rng(2).normal(size=(2, 3, 5)).astype("float32")
+    outputs = stack(x)
+    states = [[tf.cast(s, tf.float32) for s in layer] for layer in stack.get_initial_state(2)]
+    for t in range(3):
+        step_out, states = stack.step(tf.constant(x[:, t]), states, full_precision=True)
+        assert step_out.dtype == tf.float32
+        # bfloat16 keeps ~3 significant digits: the float32 step agrees to that.
+        np.testing.assert_allclose(step_out, tf.cast(outputs[:, t], tf.float32), atol=3e-2)
+    reference = RecurrentStack.from_config({**stack.get_config(), "dtype": "float32"})
+    reference.build((None, None, 5))
+    reference.set_weights(stack.get_weights())
+    states = [[tf.zeros((2, 4))] * len(layer) for layer in stack.get_initial_state(2)]
+    exact = reference(x)
+    for t in range(3):
+        step_out, states = stack.step(tf.constant(x[:, t]), states, full_precision=True)
+        np.testing.assert_allclose(step_out, exact[:, t], atol=1e-5)

@@ -224,12 +224,18 @@ class RecurrentStack(keras.layers.Layer):
             return outputs, final_states
         return outputs
 
-    def step(self, inputs, states):
+    def step(self, inputs, states, full_precision=False):
         """Advances every layer by one time step (inference: no dropout).
 
         Args:
             inputs: float tensor `[batch, features]`, the input at this time step.
             states: list (one entry per layer) of lists of state tensors.
+            full_precision: compute in the variables' dtype (float32) even under a
+                mixed-precision policy. A decoding loop wants this: under mixed
+                precision Keras casts every weight to 16 bits each time a cell reads it,
+                i.e. at every generated token, which costs more than the float32 step
+                itself at small batch sizes (see benchmarks/generation_step_profile.py).
+                Inputs and states are then cast to float32.
 
         Returns:
             `(output, new_states)`: the top layer's output `[batch, units]` and the
@@ -242,7 +248,17 @@ class RecurrentStack(keras.layers.Layer):
         outputs = inputs
         new_states = []
         for index, layer in enumerate(self.recurrent_layers):
-            outputs, layer_states = layer.cell(outputs, list(states[index]), training=False)
+            if full_precision:
+                # `cell.call` skips `Layer.__call__` and its autocast scope, so the
+                # float32 variables are read as they are.
+                dtype = self.variable_dtype
+                outputs, layer_states = layer.cell.call(
+                    ops.cast(outputs, dtype),
+                    [ops.cast(s, dtype) for s in states[index]],
+                    training=False,
+                )
+            else:
+                outputs, layer_states = layer.cell(outputs, list(states[index]), training=False)
             if not isinstance(layer_states, (list, tuple)):
                 layer_states = [layer_states]
             new_states.append(list(layer_states))
