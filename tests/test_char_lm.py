@@ -213,3 +213,9 @@ def test_builder_rejects_bad_arguments(vocabulary, kwargs, error, name):
     arguments = {"vocabulary": vocabulary, "units": 4, **kwargs}
     with pytest.raises(error, match=name):
         rnn_toolkit.build_char_lm(arguments.pop("vocabulary"), **arguments)
+
+
+def test_builder_takes_another_optimizer(vocabulary):
+    model = rnn_toolkit.build_char_lm(vocabulary, units=4, optimizer=keras.optimizers.SGD(0.5))
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert isinstance(rnn_toolkit.build_char_lm(vocabulary, units=4).optimizer, keras.optimizers.Adam)

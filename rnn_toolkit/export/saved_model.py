@@ -6,6 +6,8 @@ beside its final place (same file system) and renamed into place, so a crash mid
 leaves at most a `.tmp` folder that Serving ignores, never a half-written version.
 """
 
+import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -59,7 +61,8 @@ def write_saved_model(module, target, *, signatures, overwrite=False, options=No
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        tf.saved_model.save(module, str(staging), signatures=signatures, options=options)
+        with _quiet_tensorflow_info():
+            tf.saved_model.save(module, str(staging), signatures=signatures, options=options)
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, retired / target.name)
@@ -71,3 +74,16 @@ def write_saved_model(module, target, *, signatures, overwrite=False, options=No
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_info():
+    """Hides TensorFlow's INFO lines while saving ("Assets written to: <staging folder>"
+    names a temporary folder the caller never sees); warnings still show."""
+    logger = tf.get_logger()
+    previous = logger.level
+    logger.setLevel(max(previous, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)

@@ -364,6 +364,7 @@ def build_char_lm(
     num_layers=1,
     dropout=0.0,
     learning_rate=2e-3,
+    optimizer=None,
     clip_norm=1.0,
     dtype_policy="auto",
     name="char_lm",
@@ -378,7 +379,9 @@ def build_char_lm(
         units: hidden units per layer.
         num_layers: stacked recurrent layers.
         dropout: dropout between layers and before the output layer.
-        learning_rate: Adam's learning rate.
+        learning_rate: Adam's learning rate (used when `optimizer` is None).
+        optimizer: a `keras.optimizers.Optimizer` (or its name) to use instead of Adam,
+            e.g. `keras.optimizers.SGD(1.0)` to watch gradients explode without clipping.
         clip_norm: gradient clipping by global norm (None or 0: off). The pre-clip norm
             is logged as `grad_norm` either way.
         dtype_policy: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
@@ -409,7 +412,7 @@ def build_char_lm(
     )
     model.build((None, None))
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate) if optimizer is None else optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     return model
