@@ -148,3 +148,14 @@ def test_grad_norm_under_mirrored_strategy_is_that_of_the_global_batch(tmp_path)
     single_norm, mirrored_norm = map(float, lines["NORMS"].split())
     assert mirrored_norm == pytest.approx(single_norm, rel=1e-4)
     assert float(lines["MAXDIFF"]) < 1e-6
+
+
+def test_grad_norm_reaches_tensorboard(tmp_path):
+    model = make_model(clip_norm=1.0)
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[keras.callbacks.TensorBoard(str(tmp_path))])
+    tags = set()
+    for event_file in tmp_path.rglob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(event_file)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags.update(value.tag for value in event.summary.value)
+    assert "epoch_grad_norm" in tags and "epoch_loss" in tags
