@@ -39,29 +39,19 @@ The numbers are written as JSON to `benchmarks/results/`.
 """
 
 import argparse
-import json
 import os
 import pathlib
-import platform
-import random
 import statistics
-import sys
-import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# First: it quiets TensorFlow's logging and finds `rnn_toolkit` in this checkout.
+import benchmark_support as support
 
-# Run from a checkout without installing the package.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import keras
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import rnn_toolkit
+from rnn_toolkit import data
 
-import rnn_toolkit  # noqa: E402
-from rnn_toolkit import data  # noqa: E402
-
-RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
-QUICK_RESULTS_DIR = pathlib.Path(tempfile.gettempdir()) / "rnn_toolkit_benchmarks"
 VARIANTS = ("toolkit_auto", "toolkit_float32", "plain_float32", "plain_mixed_bfloat16")
 
 
@@ -102,26 +92,19 @@ def policy_of(model):
     return model.layers[1].dtype_policy.name
 
 
-def load_batches(args, count, seed):
-    """The first `count` training batches (inputs, targets) and the validation pieces."""
-    text = data.load_corpus("shakespeare")
-    train_pieces, validation_pieces = data.split_text(text)
-    vocabulary = data.CharVocabulary.from_text(text)
-    windows = data.char_windows(
-        train_pieces, vocabulary, sequence_length=args.window, batch_size=args.batch_size, seed=seed
+def load_batches(args, count):
+    """The Shakespeare corpus and its first `count` training batches, in memory."""
+    corpus = support.load_char_corpus("shakespeare")
+    batches = support.training_batches(
+        corpus, count, sequence_length=args.window, batch_size=args.batch_size, seed=args.seed
     )
-    batches = list(windows.take(count))
-    if len(batches) < count:
-        raise SystemExit(f"the training text gives only {len(batches)} batches; {count} needed")
-    return vocabulary, batches, validation_pieces
+    return corpus, batches
 
 
 def measure_throughput(args):
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        raise SystemExit(f"unknown variants {unknown}; choose from {VARIANTS}")
-    vocabulary, batches, _ = load_batches(args, args.warmup + args.steps, args.seed)
+    variants = support.chosen_subset(args.variants, VARIANTS, "variants")
+    corpus, batches = load_batches(args, args.warmup + args.steps)
+    vocabulary = corpus.vocabulary
     models = {}
     for variant in variants:
         keras.utils.set_random_seed(args.seed)
@@ -136,12 +119,9 @@ def measure_throughput(args):
 
     tokens_per_step = args.batch_size * args.window
     timed = batches[args.warmup :]
-    order_rng = random.Random(args.seed)
     rates = {v: [] for v in variants}
     step_seconds = {v: [] for v in variants}
-    for round_index in range(args.rounds):
-        order = list(variants)
-        order_rng.shuffle(order)
+    for round_index, order in support.interleaved_rounds(variants, args.rounds, args.seed):
         for variant in order:
             model = models[variant]
             start = time.perf_counter()
@@ -160,9 +140,7 @@ def measure_throughput(args):
     summary = {
         v: {
             "policy": policy_of(models[v]),
-            "median_tokens_per_s": statistics.median(rates[v]),
-            "min_tokens_per_s": min(rates[v]),
-            "max_tokens_per_s": max(rates[v]),
+            **support.median_min_max(rates[v], "tokens_per_s"),
             "median_step_s": statistics.median(step_seconds[v]),
         }
         for v in variants
@@ -171,9 +149,7 @@ def measure_throughput(args):
 
     def ratio(name, numerator, denominator):
         if numerator in summary and denominator in summary:
-            ratios[name] = (
-                summary[numerator]["median_tokens_per_s"] / summary[denominator]["median_tokens_per_s"]
-            )
+            ratios[name] = support.median_ratio(summary[numerator], summary[denominator], "tokens_per_s")
 
     auto_policy = summary.get("toolkit_auto", {}).get("policy")
     plain_same_as_auto = "plain_mixed_bfloat16" if auto_policy == "mixed_bfloat16" else "plain_float32"
@@ -183,23 +159,17 @@ def measure_throughput(args):
     ratio("toolkit_auto / toolkit_float32", "toolkit_auto", "toolkit_float32")
     ratio("plain_mixed_bfloat16 / plain_float32", "plain_mixed_bfloat16", "plain_float32")
 
-    print()
-    print(
+    support.print_table(
         f"training tokens/s (batch {args.batch_size} x window {args.window}), median of "
-        f"{args.rounds} interleaved rounds of {args.steps} steps"
-    )
-    header = f"{'variant':<22} {'policy':<15} {'median':>9} {'min':>9} {'max':>9} {'step s':>8}"
-    print(header)
-    print("-" * len(header))
-    for v in variants:
-        s = summary[v]
-        print(
+        f"{args.rounds} interleaved rounds of {args.steps} steps",
+        f"{'variant':<22} {'policy':<15} {'median':>9} {'min':>9} {'max':>9} {'step s':>8}",
+        [
             f"{v:<22} {s['policy']:<15} {s['median_tokens_per_s']:>9.0f} {s['min_tokens_per_s']:>9.0f} "
             f"{s['max_tokens_per_s']:>9.0f} {s['median_step_s']:>8.3f}"
-        )
-    print()
-    for name, value in ratios.items():
-        print(f"{name:<40} {value:6.2f}x")
+            for v, s in summary.items()
+        ],
+    )
+    support.print_ratios(ratios, name_width=40, value_format="6.2f")
     return {
         "summary": summary,
         "ratios": ratios,
@@ -210,9 +180,10 @@ def measure_throughput(args):
 
 def check_loss(args):
     """Trains float32 and mixed_bfloat16 toolkit models alike; compares held-out loss."""
-    vocabulary, batches, validation_pieces = load_batches(args, args.loss_steps, args.seed)
+    corpus, batches = load_batches(args, args.loss_steps)
+    vocabulary = corpus.vocabulary
     validation = data.char_windows(
-        validation_pieces, vocabulary, sequence_length=args.window, batch_size=args.batch_size,
+        corpus.validation_pieces, vocabulary, sequence_length=args.window, batch_size=args.batch_size,
         shuffle=False,
     )
     if args.validation_batches:
@@ -270,21 +241,17 @@ def check_loss(args):
     results["validation_batches"] = int(validation.cardinality())
     results["train_losses"] = train_losses
 
-    print()
-    print(
+    support.print_table(
         f"held-out loss (nats/char) after {len(batches)} steps, batch {args.batch_size} x "
         f"window {args.window}, same initial weights and batches "
-        f"({results['validation_batches']} validation batches)"
+        f"({results['validation_batches']} validation batches)",
+        f"{'training precision':<20} {'held-out loss':>14} {'train loss (last 20)':>21} {'tokens/s':>9}",
+        [
+            f"{p:<20} {results[p]['validation_loss']:>14.4f} "
+            f"{results[p]['final_train_loss_mean_last_20']:>21.4f} {results[p]['train_tokens_per_s']:>9.0f}"
+            for p in policies
+        ],
     )
-    header = f"{'training precision':<20} {'held-out loss':>14} {'train loss (last 20)':>21} {'tokens/s':>9}"
-    print(header)
-    print("-" * len(header))
-    for policy in policies:
-        r = results[policy]
-        print(
-            f"{policy:<20} {r['validation_loss']:>14.4f} {r['final_train_loss_mean_last_20']:>21.4f} "
-            f"{r['train_tokens_per_s']:>9.0f}"
-        )
     print(f"mixed_bfloat16 weights evaluated in float32: "
           f"{results['mixed_bfloat16_weights_evaluated_in_float32']:.4f}")
     print(f"difference (bf16 - f32): {results['validation_loss_difference_bf16_minus_f32']:+.4f}")
@@ -333,25 +300,14 @@ def main(argv=None):
         name = "char_lm_training_throughput"
         results = measure_throughput(args)
 
-    # Smoke-test numbers are not results: they go to the temporary folder.
-    output = args.output or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR) / f"{name}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
     record = {
-        "benchmark": name,
-        "command": " ".join([".venv/bin/python"] + sys.argv),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "bfloat16_cpu": rnn_toolkit.precision.cpu_supports_bfloat16(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "wall_seconds": time.perf_counter() - started,
-        "arguments": {k: str(v) for k, v in vars(args).items()},
+        **support.run_metadata(
+            name, args, load_before, started=started,
+            bfloat16_cpu=rnn_toolkit.precision.cpu_supports_bfloat16(),
+        ),
         **results,
     }
-    output.write_text(json.dumps(record, indent=2))
-    print(f"\nnumbers written to {output}")
+    support.write_results(record, args.output or support.results_path(name, args.quick))
 
 
 if __name__ == "__main__":

@@ -29,25 +29,20 @@ TensorFlow 2.21.0 / Keras 3.15.1 is in `rnn_toolkit/data/dataset_options.py`.
 """
 
 import argparse
-import json
 import os
 import pathlib
-import platform
-import random
 import statistics
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# First: it quiets TensorFlow's logging and finds `rnn_toolkit` in this checkout.
+import benchmark_support as support
 
-# Run from a checkout without installing the package.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import keras
+import tensorflow as tf
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import rnn_toolkit.data as data  # noqa: E402
-from rnn_toolkit.data import dataset_options  # noqa: E402
+import rnn_toolkit.data as data
+from rnn_toolkit.data import dataset_options
 
 VARIANTS = ("autotune", "fixed", "autotune_off", "fixed_autotune_on")
 
@@ -143,28 +138,20 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        raise SystemExit(f"unknown variants {unknown}; choose from {VARIANTS}")
+    variants = support.chosen_subset(args.variants, VARIANTS, "variants")
 
-    text = data.load_corpus(args.corpus)[: args.chars]
-    vocabulary = data.CharVocabulary.from_text(text)
-    train, _ = data.split_text(text)
-    datasets = {v: build_dataset(v, train, vocabulary, args) for v in variants}
+    corpus = support.load_char_corpus(args.corpus, max_chars=args.chars)
+    datasets = {v: build_dataset(v, corpus.train_pieces, corpus.vocabulary, args) for v in variants}
     steps = {v: int(ds.cardinality()) for v, ds in datasets.items()}
-    model = build_model(vocabulary.size, args.units)
+    model = build_model(corpus.vocabulary.size, args.units)
 
     # One untimed fit per variant absorbs tracing and first-call costs.
     for variant in variants:
         model.fit(datasets[variant], epochs=1, verbose=0, shuffle=False)
 
-    order_rng = random.Random(args.seed)
     gaps = {v: [] for v in variants}
     fit_times = {v: [] for v in variants}
-    for run in range(args.runs):
-        round_order = list(variants)
-        order_rng.shuffle(round_order)
+    for run, round_order in support.interleaved_rounds(variants, args.runs, args.seed):
         for variant in round_order:
             clock = FinalStepClock(steps[variant])
             start = time.perf_counter()
@@ -183,36 +170,31 @@ def main(argv=None):
         )
 
     summary = {v: summarize(gaps[v]) for v in variants}
-    print()
-    print(f"gap from the last step's end to fit() returning; {args.runs} runs per variant, "
-          f"{steps[variants[0]]} steps per fit")
-    header = f"{'variant':<18} {'median':>8} {'p90':>8} {'max':>8} {'>0.1s':>6} {'>1s':>5} {'fit median':>11}"
-    print(header)
-    print("-" * len(header))
-    for v in variants:
-        s = summary[v]
-        print(
+    support.print_table(
+        f"gap from the last step's end to fit() returning; {args.runs} runs per variant, "
+        f"{steps[variants[0]]} steps per fit",
+        f"{'variant':<18} {'median':>8} {'p90':>8} {'max':>8} {'>0.1s':>6} {'>1s':>5} {'fit median':>11}",
+        [
             f"{v:<18} {s['median_s']:>7.3f}s {s['p90_s']:>7.3f}s {s['max_s']:>7.3f}s "
             f"{s['over_0_1s']:>6} {s['over_1s']:>5} {statistics.median(fit_times[v]):>10.2f}s"
-        )
+            for v, s in summary.items()
+        ],
+    )
 
-    output = args.output or data.cache_dir() / "benchmarks" / "fit_end_stall.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
+    # The shared pieces, not `support.run_metadata`: this record keeps its own keys (no
+    # benchmark name or load averages) and names the interpreter it ran with.
     record = {
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "arguments": {k: str(v) for k, v in vars(args).items()},
+        "command": support.command_line(os.path.basename(sys.executable)),
+        **support.environment(),
+        "arguments": support.argument_values(args),
         "prefetch_buffer_size": dataset_options.PREFETCH_BUFFER_SIZE,
         "steps_per_fit": steps,
         "summary": summary,
         "gaps_s": gaps,
         "fit_s": fit_times,
     }
-    output.write_text(json.dumps(record, indent=2))
-    print(f"\nnumbers written to {output}")
+    output = args.output or data.cache_dir() / "benchmarks" / "fit_end_stall.json"
+    support.write_results(record, output)
 
 
 if __name__ == "__main__":

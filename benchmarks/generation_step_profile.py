@@ -3,7 +3,12 @@
 `generation_throughput.py` compares whole generations; this script asks where the time
 of one generated character goes, for the same GRU 512 character model, by timing
 variants of the loop that each remove one cost (milliseconds per generated character,
-median of interleaved rounds):
+median of interleaved rounds).
+
+This script found that, under mixed_bfloat16, Keras re-cast every weight at every
+generated character; since then `model.step` runs in float32 for every policy, so the
+`*_bf16` and `*_f32` loop variants below time the same step (the numbers from before the
+fix are kept in benchmarks/README.md):
 
 * `generate_<policy>`: `model.generate(...)` as shipped (temperature sampling), for a
   mixed_bfloat16 and a float32 model holding the same weights.
@@ -31,32 +36,21 @@ The numbers are written as JSON to `benchmarks/results/`.
 """
 
 import argparse
-import json
 import os
 import pathlib
-import platform
-import random
-import statistics
-import sys
-import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# First: it quiets TensorFlow's logging and finds `rnn_toolkit` in this checkout.
+import benchmark_support as support
 
-# Run from a checkout without installing the package.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import rnn_toolkit
+from generation_throughput import OneStep, one_step_generate
+from rnn_toolkit.decoding import decode, sample_logits
 
-import rnn_toolkit  # noqa: E402
-from generation_throughput import OneStep, one_step_generate  # noqa: E402
-from rnn_toolkit import data  # noqa: E402
-from rnn_toolkit.decoding import decode, sample_logits  # noqa: E402
-
-RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
-QUICK_RESULTS_DIR = pathlib.Path(tempfile.gettempdir()) / "rnn_toolkit_benchmarks"
 PROMPT = "ROMEO:"
 FORBIDDEN_IDS = [0, 1]  # padding and unknown, as `CharLanguageModel.generate_tensors`
 
@@ -75,7 +69,7 @@ def hoisted_gru_step(model, dtype):
     head_kernel, head_bias = model.head.kernel.value, model.head.bias.value
 
     def step(ids, states):
-        h = states[0][0]
+        h = tf.cast(states[0][0], dtype)
         x_z, x_r, x_h = tf.split(tf.matmul(tf.gather(embeddings, ids), kernel) + input_bias, 3, -1)
         h_z, h_r, h_h = tf.split(tf.matmul(h, recurrent_kernel) + recurrent_bias, 3, -1)
         z = tf.sigmoid(x_z + h_z)
@@ -86,11 +80,16 @@ def hoisted_gru_step(model, dtype):
     return step
 
 
-def prompt_pass(model, prompts):
-    """The prompt part of `generate_tensors`: last logits and state after the prompt."""
+def prompt_pass(model, prompts, state_dtype=tf.float32):
+    """The prompt part of `generate_tensors`: last logits and state after the prompt.
+
+    The state is cast to the dtype the loop's step function keeps it in (`model.step`
+    keeps it in float32).
+    """
     ids, lengths = model.encode_prompts(prompts)
     mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
     logits, states = model(ids, mask=mask, training=False, return_state=True)
+    states = tf.nest.map_structure(lambda s: tf.cast(s, state_dtype), states)
     return tf.gather(logits, lengths - 1, axis=1, batch_dims=1), states
 
 
@@ -98,7 +97,7 @@ def hoisted_generate(model, dtype):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32),
                                   tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)])
     def generate(prompts, max_length, temperature, seed):
-        last_logits, states = prompt_pass(model, prompts)
+        last_logits, states = prompt_pass(model, prompts, state_dtype=dtype)
 
         def sampler(logits, step_seed):
             # Tensor parameters, as `generate()` passes them.
@@ -139,7 +138,10 @@ def bare_loop(model):
             logits, states = model.step(ids, states)
             return i + 1, tf.argmax(logits, -1, output_type=tf.int32), states
 
-        start = (0, tf.fill([batch_size], 5), model.recurrent.get_initial_state(batch_size))
+        states = tf.nest.map_structure(
+            lambda s: tf.cast(s, tf.float32), model.recurrent.get_initial_state(batch_size)
+        )
+        start = (0, tf.fill([batch_size], 5), states)
         return tf.while_loop(lambda i, *_: i < num_steps, body, start)[1]
 
     return run
@@ -184,14 +186,7 @@ def parse_args(argv=None):
     parser.add_argument("--one-step-chars", type=int, default=200)
     parser.add_argument("--units", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--intra-op-threads", type=int, default=0,
-        help="tf.config.threading intra-op threads (0: TensorFlow's default, one per core)",
-    )
-    parser.add_argument(
-        "--inter-op-threads", type=int, default=0,
-        help="tf.config.threading inter-op threads (0: TensorFlow's default)",
-    )
+    support.add_thread_options(parser)
     parser.add_argument("--output", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -201,14 +196,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    # Before the first TensorFlow op: the thread pools are created once per process.
-    if args.intra_op_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
-    if args.inter_op_threads:
-        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    support.set_thread_pools(args)  # before the first TensorFlow op
     load_before = os.getloadavg()
-    text = data.load_corpus("shakespeare")
-    vocabulary = data.CharVocabulary.from_text(text)
+    vocabulary = support.load_char_corpus("shakespeare").vocabulary
     keras.utils.set_random_seed(args.seed)
     models = {
         policy: rnn_toolkit.build_char_lm(vocabulary, cell="gru", units=args.units, dtype_policy=policy)
@@ -246,10 +236,7 @@ def main(argv=None):
         for run in variants.values():
             run(batch_size, args.seed)  # tracing, XLA compilation, first call
     seconds = {(b, v): [] for b in batch_sizes for v in variants}
-    order_rng = random.Random(args.seed)
-    for round_index in range(args.rounds):
-        order = list(seconds)
-        order_rng.shuffle(order)
+    for round_index, order in support.interleaved_rounds(seconds, args.rounds, args.seed):
         for batch_size, variant in order:
             start = time.perf_counter()
             variants[variant](batch_size, args.seed + round_index)
@@ -257,39 +244,34 @@ def main(argv=None):
         print(f"round {round_index + 1}/{args.rounds} done", flush=True)
 
     summary = {}
-    print(f"\nms per generated character (per step), median of {args.rounds} interleaved rounds, "
-          f"GRU {args.units}")
-    header = f"{'batch':>5} {'variant':<18} {'median':>8} {'min':>8} {'max':>8}"
-    print(header)
-    print("-" * len(header))
+    rows = []
     for (batch_size, variant), times in seconds.items():
-        ms = [1000 * t / steps[variant] for t in times]
-        summary.setdefault(str(batch_size), {})[variant] = {
-            "median_ms_per_step": statistics.median(ms), "min_ms_per_step": min(ms),
-            "max_ms_per_step": max(ms), "chars_per_row": steps[variant],
+        s = {
+            **support.median_min_max([1000 * t / steps[variant] for t in times], "ms_per_step"),
+            "chars_per_row": steps[variant],
         }
-        print(f"{batch_size:>5} {variant:<18} {statistics.median(ms):>8.3f} {min(ms):>8.3f} {max(ms):>8.3f}")
+        summary.setdefault(str(batch_size), {})[variant] = s
+        rows.append(
+            f"{batch_size:>5} {variant:<18} {s['median_ms_per_step']:>8.3f} "
+            f"{s['min_ms_per_step']:>8.3f} {s['max_ms_per_step']:>8.3f}"
+        )
+    support.print_table(
+        f"ms per generated character (per step), median of {args.rounds} interleaved rounds, "
+        f"GRU {args.units}",
+        f"{'batch':>5} {'variant':<18} {'median':>8} {'min':>8} {'max':>8}",
+        rows,
+    )
 
-    # Smoke-test numbers are not results: they go to the temporary folder.
-    output = args.output or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR) / "generation_step_profile.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
     record = {
-        "benchmark": "generation_step_profile",
-        "command": " ".join([".venv/bin/python"] + sys.argv),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "cpus": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "arguments": {k: str(v) for k, v in vars(args).items()},
+        **support.run_metadata(
+            "generation_step_profile", args, load_before, more_versions={"numpy": np.__version__}
+        ),
         "hoisted_step_max_logit_difference": differences,
         "summary": summary,
         "seconds": {f"{b}:{v}": t for (b, v), t in seconds.items()},
     }
-    output.write_text(json.dumps(record, indent=2))
-    print(f"\nnumbers written to {output}")
+    output = args.output or support.results_path("generation_step_profile", args.quick)
+    support.write_results(record, output)
 
 
 if __name__ == "__main__":

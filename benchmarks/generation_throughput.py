@@ -36,30 +36,21 @@ The numbers are written as JSON to `benchmarks/results/`.
 """
 
 import argparse
-import json
 import os
 import pathlib
-import platform
-import random
 import statistics
-import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# First: it quiets TensorFlow's logging and finds `rnn_toolkit` in this checkout.
+import benchmark_support as support
 
-# Run from a checkout without installing the package.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import keras
+import numpy as np
+import tensorflow as tf
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import rnn_toolkit
 
-import rnn_toolkit  # noqa: E402
-from rnn_toolkit import data  # noqa: E402
-
-RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
-QUICK_RESULTS_DIR = pathlib.Path(tempfile.gettempdir()) / "rnn_toolkit_benchmarks"
 WAYS = ("in_graph", "saved_model", "one_step", "predict")
 PROMPT = "ROMEO:"
 TEMPERATURE = 1.0
@@ -178,15 +169,15 @@ def saved_model_generate(signature, prompts, num_chars, seed):
 def build_model(args):
     """A GRU 512 char LM, trained for `--train-steps` steps on Shakespeare windows."""
     keras.utils.set_random_seed(args.seed)
-    text = data.load_corpus("shakespeare")
-    train_pieces, _ = data.split_text(text)
-    vocabulary = data.CharVocabulary.from_text(text)
+    corpus = support.load_char_corpus("shakespeare")
     model = rnn_toolkit.build_char_lm(
-        vocabulary, cell="gru", units=args.units, embedding_dim=64, dtype_policy=args.dtype_policy
+        corpus.vocabulary, cell="gru", units=args.units, embedding_dim=64, dtype_policy=args.dtype_policy
     )
     if args.train_steps:
-        windows = data.char_windows(train_pieces, vocabulary, batch_size=64, seed=args.seed)
-        for inputs, targets in windows.take(args.train_steps):
+        batches = support.training_batches(
+            corpus, args.train_steps, sequence_length=100, batch_size=64, seed=args.seed
+        )
+        for inputs, targets in batches:
             loss = model.train_on_batch(inputs, targets, return_dict=True)["loss"]
         print(f"trained {args.train_steps} steps, last training loss {loss:.3f}", flush=True)
     return model
@@ -218,14 +209,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--train-steps", type=int, default=20, help="brief training (0: random weights)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--intra-op-threads", type=int, default=0,
-        help="tf.config.threading intra-op threads (0: TensorFlow's default, one per core)",
-    )
-    parser.add_argument(
-        "--inter-op-threads", type=int, default=0,
-        help="tf.config.threading inter-op threads (0: TensorFlow's default)",
-    )
+    support.add_thread_options(parser)
     parser.add_argument("--output", type=pathlib.Path, default=None, help="JSON file for the numbers")
     args = parser.parse_args(argv)
     if args.quick:
@@ -236,15 +220,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    # Before the first TensorFlow op: the thread pools are created once per process.
-    if args.intra_op_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
-    if args.inter_op_threads:
-        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
-    ways = [w.strip() for w in args.ways.split(",") if w.strip()]
-    unknown = sorted(set(ways) - set(WAYS))
-    if unknown:
-        raise SystemExit(f"unknown ways {unknown}; choose from {WAYS}")
+    support.set_thread_pools(args)  # before the first TensorFlow op
+    ways = support.chosen_subset(args.ways, WAYS, "ways")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     num_chars = {
         "in_graph": args.chars,
@@ -286,11 +263,9 @@ def main(argv=None):
     for way in ways:
         print(f"  {way:<12} {samples[way]!r}")
 
-    order_rng = random.Random(args.seed)
     seconds = {b: {w: [] for w in ways} for b in batch_sizes}
-    for round_index in range(args.rounds):
-        order = [(b, w) for b in batch_sizes for w in ways]
-        order_rng.shuffle(order)
+    pairs = [(b, w) for b in batch_sizes for w in ways]
+    for round_index, order in support.interleaved_rounds(pairs, args.rounds, args.seed):
         for batch_size, way in order:
             start = time.perf_counter()
             texts = run(way, batch_size, seed=args.seed + 1 + round_index)
@@ -305,9 +280,7 @@ def main(argv=None):
             rates = [batch_size * num_chars[way] / s for s in seconds[batch_size][way]]
             summary[batch_size][way] = {
                 "chars_per_row": num_chars[way],
-                "median_chars_per_s": statistics.median(rates),
-                "min_chars_per_s": min(rates),
-                "max_chars_per_s": max(rates),
+                **support.median_min_max(rates, "chars_per_s"),
                 "median_ms_per_step": 1000 * statistics.median(seconds[batch_size][way]) / num_chars[way],
             }
     ratios = {}
@@ -315,56 +288,37 @@ def main(argv=None):
         for fast in ("in_graph", "saved_model"):
             for slow in ("one_step", "predict"):
                 if fast in ways and slow in ways:
-                    ratios[f"batch{batch_size}:{fast}/{slow}"] = (
-                        summary[batch_size][fast]["median_chars_per_s"]
-                        / summary[batch_size][slow]["median_chars_per_s"]
+                    ratios[f"batch{batch_size}:{fast}/{slow}"] = support.median_ratio(
+                        summary[batch_size][fast], summary[batch_size][slow], "chars_per_s"
                     )
         if "in_graph" in ways and "saved_model" in ways:
-            ratios[f"batch{batch_size}:saved_model/in_graph"] = (
-                summary[batch_size]["saved_model"]["median_chars_per_s"]
-                / summary[batch_size]["in_graph"]["median_chars_per_s"]
+            ratios[f"batch{batch_size}:saved_model/in_graph"] = support.median_ratio(
+                summary[batch_size]["saved_model"], summary[batch_size]["in_graph"], "chars_per_s"
             )
 
-    print()
-    print(
+    support.print_table(
         f"characters/s (all rows), median of {args.rounds} interleaved rounds; "
-        f"GRU {args.units}, {model.dtype_policy_name}"
+        f"GRU {args.units}, {model.dtype_policy_name}",
+        f"{'batch':>5} {'way':<12} {'chars/row':>9} {'median':>10} {'min':>10} {'max':>10} {'ms/char-step':>13}",
+        [
+            f"{batch_size:>5} {way:<12} {s['chars_per_row']:>9} {s['median_chars_per_s']:>10.0f} "
+            f"{s['min_chars_per_s']:>10.0f} {s['max_chars_per_s']:>10.0f} {s['median_ms_per_step']:>13.3f}"
+            for batch_size in batch_sizes
+            for way, s in summary[batch_size].items()
+        ],
     )
-    header = f"{'batch':>5} {'way':<12} {'chars/row':>9} {'median':>10} {'min':>10} {'max':>10} {'ms/char-step':>13}"
-    print(header)
-    print("-" * len(header))
-    for batch_size in batch_sizes:
-        for way in ways:
-            s = summary[batch_size][way]
-            print(
-                f"{batch_size:>5} {way:<12} {s['chars_per_row']:>9} {s['median_chars_per_s']:>10.0f} "
-                f"{s['min_chars_per_s']:>10.0f} {s['max_chars_per_s']:>10.0f} {s['median_ms_per_step']:>13.3f}"
-            )
-    print()
-    for name, ratio in ratios.items():
-        print(f"{name:<36} {ratio:8.1f}x")
+    support.print_ratios(ratios, name_width=36, value_format="8.1f")
 
-    # Smoke-test numbers are not results: they go to the temporary folder.
-    output = args.output or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR) / "generation_throughput.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
     record = {
-        "benchmark": "generation_throughput",
-        "command": " ".join([".venv/bin/python"] + sys.argv),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "arguments": {k: str(v) for k, v in vars(args).items()},
+        **support.run_metadata("generation_throughput", args, load_before),
         "dtype_policy": model.dtype_policy_name,
         "summary": {str(b): s for b, s in summary.items()},
         "ratios": ratios,
         "seconds": {str(b): s for b, s in seconds.items()},
         "samples": samples,
     }
-    output.write_text(json.dumps(record, indent=2))
-    print(f"\nnumbers written to {output}")
+    output = args.output or support.results_path("generation_throughput", args.quick)
+    support.write_results(record, output)
     scratch.cleanup()
 
 
