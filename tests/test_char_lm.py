@@ -219,3 +219,16 @@ def test_builder_takes_another_optimizer(vocabulary):
     model = rnn_toolkit.build_char_lm(vocabulary, units=4, optimizer=keras.optimizers.SGD(0.5))
     assert isinstance(model.optimizer, keras.optimizers.SGD)
     assert isinstance(rnn_toolkit.build_char_lm(vocabulary, units=4).optimizer, keras.optimizers.Adam)
+
+
+def test_generation_stops_at_an_end_character(trained):
+    # Same seed, same draws: the stopped text is the full text cut at its first newline.
+    prompts = ["the ", "a"]
+    full = trained.generate(prompts, max_length=200, seed=4)
+    lines = trained.generate(prompts, max_length=200, seed=4, end_character="\n")
+    for prompt, whole, line in zip(prompts, full, lines):
+        continuation = whole[len(prompt):]
+        assert "\n" in continuation
+        assert line == prompt + continuation.split("\n")[0]
+    with pytest.raises(ValueError, match="end_character"):
+        trained.generate("the", end_character="QQ")

@@ -196,13 +196,16 @@ class CharLanguageModel(GradientClippingModel):
         dense = tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]])
         return dense, lengths
 
-    def generate_tensors(self, prompts, max_length, temperature, top_k, top_p, seed, sampler=None):
+    def generate_tensors(
+        self, prompts, max_length, temperature, top_k, top_p, seed, sampler=None, end_id=None
+    ):
         """Graph-mode generation: string `[batch]` prompts -> string `[batch]` texts.
 
         Each text is the prompt followed by up to `max_length` generated characters.
         `max_length` is clamped to `[0, MAX_GENERATION_LENGTH]`. `temperature <= 0`
         means greedy; `top_k <= 0` and `top_p >= 1` turn those filters off; `seed < 0`
         draws a fresh random seed. `sampler`, if given, replaces the parameters.
+        `end_id` (a Python int) stops a row at that character id, which is not included.
         """
         prompts = tf.convert_to_tensor(prompts, tf.string)
         max_length = tf.clip_by_value(tf.cast(max_length, tf.int32), 0, MAX_GENERATION_LENGTH)
@@ -229,10 +232,19 @@ class CharLanguageModel(GradientClippingModel):
             seed=tf.stack([seed, 0]),
             forbidden_ids=[self.vocabulary.PADDING_ID, self.vocabulary.UNKNOWN_ID],
             padding_id=self.vocabulary.PADDING_ID,
+            end_id=end_id,
         )
         return tf.strings.join([prompts, self.vocabulary.decode(tokens)])
 
-    def generate(self, prompts, max_length=200, sampler="temperature", seed=None, **sampler_kwargs):
+    def generate(
+        self,
+        prompts,
+        max_length=200,
+        sampler="temperature",
+        seed=None,
+        end_character=None,
+        **sampler_kwargs,
+    ):
         """Continues each prompt by up to `max_length` characters.
 
         Args:
@@ -243,6 +255,8 @@ class CharLanguageModel(GradientClippingModel):
                 `rnn_toolkit.decoding.Sampler`.
             seed: an int for reproducible output (same seed -> same text); None for
                 fresh randomness.
+            end_character: stop a continuation at this character (e.g. `"\n"` for one
+                line); it is not included. None: always `max_length` characters.
             **sampler_kwargs: `temperature`, `top_k`, `top_p` for a named sampler.
 
         Returns:
@@ -262,7 +276,15 @@ class CharLanguageModel(GradientClippingModel):
             raise TypeError(f"`max_length` must be an int; received max_length={max_length!r}.")
         parameters, custom = _sampler_parameters(sampler, sampler_kwargs)
         seed = -1 if seed is None else int(seed)
-        function = self._generate_function(custom)
+        end_id = None
+        if end_character is not None:
+            if end_character not in self.vocabulary.characters:
+                raise ValueError(
+                    f"`end_character` must be one character of the vocabulary; "
+                    f"received end_character={end_character!r}."
+                )
+            end_id = self.vocabulary.characters.index(end_character) + 2
+        function = self._generate_function(custom, end_id)
         texts = function(
             tf.constant(batch, tf.string),
             tf.constant(max_length, tf.int32),
@@ -274,9 +296,9 @@ class CharLanguageModel(GradientClippingModel):
         texts = [t.decode("utf-8", errors="replace") for t in texts.numpy().tolist()]
         return texts[0] if single else texts
 
-    def _generate_function(self, custom_sampler):
+    def _generate_function(self, custom_sampler, end_id):
         cache = self.__dict__.setdefault("_generate_cache", {})
-        key = id(custom_sampler)
+        key = (id(custom_sampler), end_id)
         if key not in cache:
             signature = [
                 tf.TensorSpec([None], tf.string),
@@ -290,7 +312,8 @@ class CharLanguageModel(GradientClippingModel):
             @tf.function(input_signature=signature)
             def generate(prompts, max_length, temperature, top_k, top_p, seed):
                 return self.generate_tensors(
-                    prompts, max_length, temperature, top_k, top_p, seed, sampler=custom_sampler
+                    prompts, max_length, temperature, top_k, top_p, seed,
+                    sampler=custom_sampler, end_id=end_id,
                 )
 
             cache[key] = (custom_sampler, generate)
