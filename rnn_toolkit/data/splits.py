@@ -6,6 +6,8 @@ the end of each of several evenly spaced blocks, so validation text comes from
 every part of the corpus while each piece stays contiguous.
 """
 
+from rnn_toolkit.arguments import check_positive_int
+
 
 def split_text(text, *, validation_fraction=0.1, num_chunks=10):
     """Splits a text into contiguous training and validation pieces.
@@ -50,8 +52,7 @@ def split_text(text, *, validation_fraction=0.1, num_chunks=10):
         raise ValueError(
             f"`validation_fraction` must be a number in (0, 1), got {validation_fraction!r}."
         )
-    if isinstance(num_chunks, bool) or not isinstance(num_chunks, int) or num_chunks < 1:
-        raise ValueError(f"`num_chunks` must be a positive integer, got {num_chunks!r}.")
+    num_chunks = check_positive_int("num_chunks", num_chunks)
     if num_chunks > len(text):
         raise ValueError(
             f"`num_chunks` ({num_chunks}) must not exceed the text length ({len(text)})."

@@ -11,6 +11,8 @@ import collections
 import keras
 import tensorflow as tf
 
+from rnn_toolkit.arguments import check_positive_int
+
 # StringLookup needs some OOV token string when mapping text to ids; it is never
 # produced, because a single character cannot equal this multi-character token.
 _OOV_TOKEN = "[UNK]"
@@ -108,12 +110,8 @@ class CharVocabulary(keras.layers.Layer):
             ValueError: If `max_characters` or `min_count` is not a positive
                 integer, or no character is left.
         """
-        if max_characters is not None and not _is_positive_int(max_characters):
-            raise ValueError(
-                f"`max_characters` must be a positive integer or None, got {max_characters!r}."
-            )
-        if not _is_positive_int(min_count):
-            raise ValueError(f"`min_count` must be a positive integer, got {min_count!r}.")
+        max_characters = check_positive_int("max_characters", max_characters, allow_none=True)
+        min_count = check_positive_int("min_count", min_count)
         texts = [text_or_texts] if isinstance(text_or_texts, str) else text_or_texts
         counts = collections.Counter()
         try:
@@ -199,10 +197,6 @@ class CharVocabulary(keras.layers.Layer):
         config = super().get_config()
         config.update({"characters": self.characters})
         return config
-
-
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _validate_characters(characters):

@@ -19,13 +19,8 @@ window in Python); windows are then cut from the id arrays with slicing.
 import numpy as np
 import tensorflow as tf
 
+from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data import dataset_options
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _as_pieces(texts):
@@ -117,8 +112,8 @@ def char_windows(
     >>> vocab.decode(inputs).numpy().tolist(), vocab.decode(targets).numpy().tolist()
     ([b'abc', b'abc'], [b'bcd', b'bcd'])
     """
-    sequence_length = _check_positive_int("sequence_length", sequence_length)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    sequence_length = check_positive_int("sequence_length", sequence_length)
+    batch_size = check_positive_int("batch_size", batch_size)
     pieces = _as_pieces(texts)
     window_length = sequence_length + 1
 
@@ -196,8 +191,8 @@ def consecutive_char_batches(
     >>> [vocab.decode(x).numpy().tolist() for x, _ in ds]
     [[b'a', b'e'], [b'b', b'f'], [b'c', b'g']]
     """
-    sequence_length = _check_positive_int("sequence_length", sequence_length)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    sequence_length = check_positive_int("sequence_length", sequence_length)
+    batch_size = check_positive_int("batch_size", batch_size)
     pieces = _as_pieces(texts)
 
     stream = np.concatenate(_encode_pieces(pieces, vocabulary))

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from rnn_toolkit.arguments import check_positive_int
+
 
 def version_dir(base_dir, name, version=None):
     """The folder `<base_dir>/<name>/<version>`; `version=None` picks the next free number.
@@ -33,9 +35,7 @@ def version_dir(base_dir, name, version=None):
     if version is None:
         existing = [int(p.name) for p in root.glob("*") if p.is_dir() and p.name.isdigit()]
         version = max(existing, default=0) + 1
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"`version` must be a positive integer or None; received version={version!r}.")
-    return root / str(version)
+    return root / str(check_positive_int("version", version))
 
 
 def write_saved_model(module, target, *, signatures, overwrite=False, options=None):

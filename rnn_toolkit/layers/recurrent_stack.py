@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from rnn_toolkit.arguments import check_positive_int
+
 CELL_TYPES = ("rnn", "lstm", "gru")
 
 _LAYER_CLASSES = {
@@ -31,12 +33,6 @@ def _check_cell(cell):
             f"`cell` must be one of {CELL_TYPES}; received cell={cell!r}."
         )
     return cell.lower()
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; received {name}={value!r}.")
-    return value
 
 
 def cudnn_conditions(layer):
@@ -123,8 +119,8 @@ class RecurrentStack(keras.layers.Layer):
         super().__init__(**kwargs)
         # === Config ===
         self.cell = _check_cell(cell)
-        self.units = _check_positive_int("units", units)
-        self.num_layers = _check_positive_int("num_layers", num_layers)
+        self.units = check_positive_int("units", units)
+        self.num_layers = check_positive_int("num_layers", num_layers)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1); received dropout={dropout!r}.")
         self.dropout = float(dropout)

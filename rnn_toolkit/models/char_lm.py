@@ -9,6 +9,7 @@ code serves `generate()`, the `SampleText` callback and the exported SavedModel.
 import keras
 import tensorflow as tf
 
+from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data.vocabulary import CharVocabulary
 from rnn_toolkit.decoding import (
     GreedySampler,
@@ -70,10 +71,7 @@ class CharLanguageModel(GradientClippingModel):
         super().__init__(clip_norm=clip_norm, dtype=policy, **kwargs)
         if not isinstance(vocabulary, CharVocabulary):
             vocabulary = CharVocabulary(vocabulary)
-        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ValueError(
-                f"`embedding_dim` must be a positive integer; received embedding_dim={embedding_dim!r}."
-            )
+        embedding_dim = check_positive_int("embedding_dim", embedding_dim)
 
         # === Layers ===
         self.vocabulary = vocabulary
@@ -162,8 +160,7 @@ class CharLanguageModel(GradientClippingModel):
         Args:
             batch_size: the fixed batch size of the consecutive pipeline.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
+        batch_size = check_positive_int("batch_size", batch_size)
         initial = self.recurrent.get_initial_state(batch_size)
         self._carried.variables = [
             [tf.Variable(tf.zeros_like(s), trainable=False) for s in layer] for layer in initial
