@@ -294,6 +294,9 @@ class CharLanguageModel(GradientClippingModel):
         return texts[0] if single else texts
 
     def _generate_function(self, custom_sampler, end_id):
+        # Traced functions live in `__dict__` directly: set as attributes, Keras and
+        # SavedModel tracking would walk them. The cache keeps the sampler alive so its
+        # id() stays unique.
         cache = self.__dict__.setdefault("_generate_cache", {})
         key = (id(custom_sampler), end_id)
         if key not in cache:
