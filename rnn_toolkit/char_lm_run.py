@@ -20,13 +20,10 @@ holds `backup/`, and *empty* otherwise.
 import dataclasses
 import json
 import math
-import os
 import shutil
-import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from rnn_toolkit.data import (
@@ -37,6 +34,23 @@ from rnn_toolkit.data import (
     split_text,
 )
 from rnn_toolkit.data.cache import write_atomically
+from rnn_toolkit.run_folder import (  # noqa: F401  (RunFolder & co. are used by the CLI)
+    BACKUP_DIR,
+    HELDOUT_FILE,
+    MODEL_FILE,
+    EpochBackupAndRestore,
+    RunFolder,
+    RunSetupError,
+    TrainingClock,
+    load_run_model,
+    next_free_run_dir,
+    now,
+    prepare_run_folder,
+    read_history,
+    save_model_atomically,
+    tensorboard_installed,
+    versions,
+)
 from rnn_toolkit.models import build_char_lm
 from rnn_toolkit.training import ResetCarriedState, SampleText
 
@@ -49,14 +63,6 @@ DEFAULT_PROMPTS = {
     "python": ["def "],
 }
 """Sampling prompts that suit each named corpus; other corpora start after a newline."""
-
-MODEL_FILE = "model.keras"
-RUN_FILE = "run.json"
-HELDOUT_FILE = "heldout.txt"
-HISTORY_CSV = "history.csv"
-HISTORY_JSON = "history.json"
-LOGS_DIR = "logs"
-BACKUP_DIR = "backup"
 
 # A resumed run must rebuild the same model and data, or the backup's weights and
 # optimizer state would not fit (or would silently mean something else).
@@ -101,80 +107,6 @@ class CharLMRunConfig:
         if self.prompts:
             return list(self.prompts)
         return list(DEFAULT_PROMPTS.get(self.corpus, ["\n"]))
-
-
-class RunSetupError(ValueError):
-    """A run cannot start, resume or load as asked.
-
-    Attributes:
-        setting: the `CharLMRunConfig` field (or `"run_dir"`) at fault, so that a
-            command line can name its option.
-    """
-
-    def __init__(self, setting, message):
-        super().__init__(message)
-        self.setting = setting
-
-
-class RunFolder:
-    """The files of one run folder (see the module docstring)."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.model = self.path / MODEL_FILE
-        self.run_json = self.path / RUN_FILE
-        self.heldout = self.path / HELDOUT_FILE
-        self.history_csv = self.path / HISTORY_CSV
-        self.history_json = self.path / HISTORY_JSON
-        self.logs = self.path / LOGS_DIR
-        self.backup = self.path / BACKUP_DIR
-
-    @property
-    def state(self):
-        """`"finished"`, `"interrupted"` or `"empty"`."""
-        if self.backup.exists():
-            return "interrupted"
-        if self.model.exists():
-            return "finished"
-        return "empty"
-
-    def read_run_info(self):
-        """The parsed `run.json`, or None if there is none."""
-        if not self.run_json.is_file():
-            return None
-        return json.loads(self.run_json.read_text(encoding="utf-8"))
-
-    def write_run_info(self, info):
-        write_atomically(self.run_json, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-
-    def backup_epoch(self):
-        """The epoch an interrupted run resumes at (0-based), or None if unknown."""
-        # BackupAndRestore's own bookkeeping file: {"epoch": ..., "batch": ...}.
-        metadata = self.backup / "training_metadata.json"
-        try:
-            return int(json.loads(metadata.read_text())["epoch"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def clear(self):
-        """Deletes the files a run writes (and nothing else the folder may hold)."""
-        for file in (self.model, self.run_json, self.heldout, self.history_csv, self.history_json):
-            file.unlink(missing_ok=True)
-        for folder in (self.logs, self.backup):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def next_free_run_dir(run_dir):
-    """The first of `run_dir`, `run_dir-2`, `run_dir-3`, ... not holding a finished run.
-
-    An interrupted run is not skipped: training there resumes it.
-    """
-    run_dir = Path(run_dir)
-    candidate, number = run_dir, 1
-    while RunFolder(candidate).state == "finished":
-        number += 1
-        candidate = run_dir.with_name(f"{run_dir.name}-{number}")
-    return candidate
 
 
 def corpus_source(corpus):
@@ -311,28 +243,6 @@ def format_loss(summary):
     )
 
 
-def load_run_model(run_dir):
-    """Loads `<run_dir>/model.keras` and `run.json`.
-
-    Returns:
-        `(model, run_info)`; `run_info` is None if the folder has no `run.json`.
-
-    Raises:
-        RunSetupError: if the folder holds no trained model (`setting="run_dir"`).
-    """
-    folder = RunFolder(run_dir)
-    if not folder.path.is_dir():
-        raise RunSetupError("run_dir", f"no such folder: {str(folder.path)!r}; train a model first")
-    if folder.state != "finished":
-        hint = (
-            "its training was interrupted; rerun the same train command to finish it"
-            if folder.state == "interrupted"
-            else "train a model there first"
-        )
-        raise RunSetupError("run_dir", f"{str(folder.path)!r} holds no trained {MODEL_FILE}: {hint}")
-    return keras.saving.load_model(folder.model), folder.read_run_info()
-
-
 def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=print):
     """Trains a char LM in `run_dir`, resuming an interrupted run there.
 
@@ -365,7 +275,9 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         f"{len(text):,} characters: {train_chars:,} for training, {validation_chars:,} held out "
         f"({len(validation_pieces)} pieces); vocabulary of {vocabulary.size} ids"
     )
-    resumed_from = _prepare_folder(folder, config, overwrite, print_fn)
+    resumed_from = prepare_run_folder(
+        folder, config, overwrite, print_fn, resume_settings=_RESUME_SETTINGS
+    )
 
     keras.utils.set_random_seed(config.seed)
     train_data, batches_per_pass = _training_data(train_pieces, vocabulary, config)
@@ -403,8 +315,8 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         "parameters": int(model.count_params()),
         "steps_per_epoch": steps_per_epoch,
         "resumed_from_epoch": resumed_from,
-        "versions": _versions(),
-        "started_at": _now(),
+        "versions": versions(),
+        "started_at": now(),
     }
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.write_run_info(info)
@@ -416,14 +328,14 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         + (", truncated BPTT with carried state" if config.tbptt else "")
     )
 
-    clock = _TrainingClock()
+    clock = TrainingClock()
     callbacks = [
         clock,
         # Before CSVLogger: a history row then always has its backup on disk.
-        _EpochBackupAndRestore(folder.backup, save_freq=config.backup_every),
+        EpochBackupAndRestore(folder.backup, save_freq=config.backup_every),
         keras.callbacks.CSVLogger(folder.history_csv, append=True),
     ]
-    if _tensorboard_installed():
+    if tensorboard_installed():
         callbacks.append(keras.callbacks.TensorBoard(folder.logs))
     else:
         print_fn("(No TensorBoard logs: the tensorboard package is not installed.)")
@@ -451,7 +363,7 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         verbose=verbose,
     )
 
-    history = _read_history(folder.history_csv)
+    history = read_history(folder.history_csv)
     folder.history_json.write_text(json.dumps(history, indent=1) + "\n")
     train_seconds = float(sum(history.get("train_seconds", [])))
     epochs_done = len(history.get("epoch", []))
@@ -466,7 +378,7 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         verbose=verbose,
     )
     summary = loss_summary(loss, scored)
-    _save_model_atomically(model, folder.model)
+    save_model_atomically(model, folder.model)
     info.update(
         status="finished",
         epochs_completed=epochs_done,
@@ -474,7 +386,7 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         train_seconds=train_seconds,
         tokens_trained=tokens,
         tokens_per_second=tokens / train_seconds if train_seconds else None,
-        finished_at=_now(),
+        finished_at=now(),
     )
     folder.write_run_info(info)
     # Only now is the run safe to call finished: a kill before this line resumes.
@@ -485,49 +397,6 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         f"({info['tokens_per_second'] or 0:,.0f} characters/s); saved {folder.model}"
     )
     return model, info
-
-
-def _prepare_folder(folder, config, overwrite, print_fn):
-    """Refuses, clears or resumes according to what `folder` holds.
-
-    Returns:
-        The epoch (0-based) an interrupted run resumes at, or None for a fresh start.
-    """
-    state = folder.state
-    if overwrite:
-        folder.clear()
-        return None
-    if state == "finished":
-        raise RunSetupError(
-            "run_dir",
-            f"{str(folder.path)!r} already holds a finished run ({MODEL_FILE}); pass "
-            "--overwrite to replace it, or choose another run folder",
-        )
-    if state == "empty":
-        # Left-overs of a run killed before its first backup: nothing to resume.
-        folder.clear()
-        return None
-    previous = (folder.read_run_info() or {}).get("settings", {})
-    current = dataclasses.asdict(config)
-    changed = [
-        f"{name}: {previous[name]!r} -> {current[name]!r}"
-        for name in _RESUME_SETTINGS
-        if name in previous and previous[name] != current[name]
-    ]
-    if changed:
-        raise RunSetupError(
-            "run_dir",
-            f"{str(folder.path)!r} holds an interrupted run with other settings "
-            f"({'; '.join(changed)}); rerun it with the same options to resume it, or pass "
-            "--overwrite to start over",
-        )
-    epoch = folder.backup_epoch()
-    print_fn(
-        f"Resuming the interrupted run in {str(folder.path)!r}"
-        + (f" at epoch {epoch + 1}" if epoch is not None else "")
-        + " from its last backup."
-    )
-    return epoch
 
 
 def _training_data(train_pieces, vocabulary, config):
@@ -579,91 +448,4 @@ def _validation_data(validation_pieces, vocabulary, config):
     return dataset.repeat(), config.validation_steps
 
 
-class _EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that backs up every `save_freq` steps AND at every epoch end.
 
-    Keras 3.15's callback with an integer `save_freq` saves only between batches, so a
-    run killed just after an epoch ended would redo part of it. And after a resume its
-    epoch counter restarts at 0 until an epoch ends, so a mid-epoch backup written in
-    between would send a second resume back to epoch 1; `on_epoch_begin` fixes that.
-    """
-
-    def __init__(self, backup_dir, save_freq):
-        # The backup is removed by train_char_lm_run once model.keras is safely written.
-        super().__init__(
-            str(backup_dir), save_freq=save_freq, double_checkpoint=True, delete_checkpoint=False
-        )
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._current_epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        self._save_model()
-        self._batches_seen_since_last_saving = 0
-
-
-class _TrainingClock(keras.callbacks.Callback):
-    """Adds `train_seconds` to each epoch's logs: the time spent in training steps,
-    without the validation, the samples or the backups after them."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._seconds = time.perf_counter(), None
-
-    def on_test_begin(self, logs=None):
-        if self._seconds is None:
-            self._seconds = time.perf_counter() - self._start
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self._seconds is None:
-            self._seconds = time.perf_counter() - self._start
-        if logs is not None:
-            logs["train_seconds"] = self._seconds
-
-
-def _read_history(csv_path):
-    """history.csv as `{column: [values]}`, one entry per epoch.
-
-    An epoch repeated after a resume appears twice in the CSV; its last row wins.
-    CSVLogger writes "NA" for a missing value (it adds `val_*` columns even when there is
-    no validation); those become None, and columns with no value at all are dropped.
-    """
-    import csv
-
-    if not csv_path.is_file():
-        return {}
-    with open(csv_path, newline="") as handle:
-        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
-    history = {}
-    for epoch in sorted(rows):
-        for key, value in rows[epoch].items():
-            if key == "epoch":
-                value = int(value)
-            else:
-                value = None if value in ("NA", "", None) else float(value)
-            history.setdefault(key, []).append(value)
-    return {key: values for key, values in history.items() if any(v is not None for v in values)}
-
-
-def _tensorboard_installed():
-    # tensorflow-cpu 2.21 no longer depends on tensorboard, and tf.summary needs it.
-    import importlib.util
-
-    return importlib.util.find_spec("tensorboard") is not None
-
-
-def _save_model_atomically(model, path):
-    # A killed save must never leave a truncated model.keras that looks finished.
-    partial = path.with_name(f".{path.stem}.partial.keras")
-    model.save(partial)
-    os.replace(partial, path)
-
-
-def _versions():
-    import rnn_toolkit
-
-    return {"rnn_toolkit": rnn_toolkit.__version__, "keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__}
-
-
-def _now():
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from rnn_toolkit import char_lm_run, cli
+from rnn_toolkit import char_lm_run, cli, run_folder
 from rnn_toolkit.data import split_text
 
 TINY_MODEL = [
@@ -242,7 +242,7 @@ def test_next_free_run_dir_skips_finished_runs_only(tmp_path):
 def test_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):
     csv_path = tmp_path / "history.csv"
     csv_path.write_text("epoch,loss,val_loss\n0,3.0,NA\n1,2.5,NA\n1,2.4,NA\n2,2.0,NA\n")
-    assert char_lm_run._read_history(csv_path) == {"epoch": [0, 1, 2], "loss": [3.0, 2.4, 2.0]}
+    assert run_folder.read_history(csv_path) == {"epoch": [0, 1, 2], "loss": [3.0, 2.4, 2.0]}
 
 
 # --- Real runs (slow) ---------------------------------------------------------------------

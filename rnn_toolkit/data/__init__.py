@@ -17,9 +17,26 @@ Example:
 from rnn_toolkit.data.cache import cache_dir, fetch_pypi_distribution
 from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
 from rnn_toolkit.data.dataset_options import pipeline_options
+from rnn_toolkit.data.reviews import (
+    LabelledTexts,
+    holdout_split,
+    load_reviews,
+    pang_lee_reviews,
+    read_class_folders,
+    read_labelled_table,
+    rotten_tomatoes_sentences,
+    stratified_folds,
+    tfds_labelled_texts,
+)
 from rnn_toolkit.data.splits import split_text
+from rnn_toolkit.data.text_batches import (
+    encode_texts,
+    padding_share,
+    text_classification_batches,
+)
 from rnn_toolkit.data.vocabulary import CharVocabulary
 from rnn_toolkit.data.windows import char_windows, consecutive_char_batches
+from rnn_toolkit.data.word_vocabulary import WordVocabulary
 
 __all__ = [
     "cache_dir",
@@ -33,4 +50,17 @@ __all__ = [
     "char_windows",
     "consecutive_char_batches",
     "pipeline_options",
+    "LabelledTexts",
+    "load_reviews",
+    "rotten_tomatoes_sentences",
+    "pang_lee_reviews",
+    "read_labelled_table",
+    "read_class_folders",
+    "tfds_labelled_texts",
+    "holdout_split",
+    "stratified_folds",
+    "WordVocabulary",
+    "encode_texts",
+    "text_classification_batches",
+    "padding_share",
 ]

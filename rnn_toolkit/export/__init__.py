@@ -5,5 +5,13 @@ Export depends on models, never the other way round.
 
 from rnn_toolkit.export.char_lm import CharLMServing, export_char_lm
 from rnn_toolkit.export.saved_model import version_dir, write_saved_model
+from rnn_toolkit.export.sentiment import SentimentServing, export_sentiment
 
-__all__ = ["CharLMServing", "export_char_lm", "version_dir", "write_saved_model"]
+__all__ = [
+    "CharLMServing",
+    "SentimentServing",
+    "export_char_lm",
+    "export_sentiment",
+    "version_dir",
+    "write_saved_model",
+]

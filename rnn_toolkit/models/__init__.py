@@ -1,5 +1,17 @@
 """Models: each `build_*()` returns a compiled `keras.Model` ready for `fit()`."""
 
 from rnn_toolkit.models.char_lm import MAX_GENERATION_LENGTH, CharLanguageModel, build_char_lm
+from rnn_toolkit.models.sentiment import (
+    SentimentClassifier,
+    build_bag_of_words_classifier,
+    build_sentiment_classifier,
+)
 
-__all__ = ["MAX_GENERATION_LENGTH", "CharLanguageModel", "build_char_lm"]
+__all__ = [
+    "MAX_GENERATION_LENGTH",
+    "CharLanguageModel",
+    "build_char_lm",
+    "SentimentClassifier",
+    "build_sentiment_classifier",
+    "build_bag_of_words_classifier",
+]

@@ -1,7 +1,13 @@
 """Keras callbacks shared by every builder: sampling during training, clip-norm schedules,
 and the state reset that truncated backpropagation through time needs at each epoch."""
 
+import json
+import os
+import pathlib
+
 import keras
+
+from rnn_toolkit.data.cache import write_atomically
 
 
 class SampleText(keras.callbacks.Callback):
@@ -126,3 +132,64 @@ class ResetCarriedState(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.reset_carried_state()
+
+
+class KeepBestWeights(keras.callbacks.Callback):
+    """Early stopping that survives a killed run: keeps the best epoch's weights on disk.
+
+    After every epoch, if `monitor` improved, the weights are saved to `path` and the
+    best value and epoch to `path` + `.json`. Training stops once `patience` epochs have
+    passed without improvement, and at the end the best weights are loaded back. Because
+    the record lives on disk, a run resumed after a kill still knows its best epoch
+    (Keras' `EarlyStopping(restore_best_weights=True)` keeps it in memory only).
+
+    Args:
+        path: where the best weights go (must end in `.weights.h5`).
+        monitor: the logged metric to watch, e.g. `"val_accuracy"`.
+        mode: `"max"` or `"min"`.
+        patience: epochs without improvement before stopping (None: never stop early).
+    """
+
+    def __init__(self, path, monitor="val_loss", mode="min", patience=None):
+        super().__init__()
+        path = str(path)
+        if not path.endswith(".weights.h5"):
+            raise ValueError(f"`path` must end in '.weights.h5'; received path={path!r}.")
+        if mode not in ("min", "max"):
+            raise ValueError(f"`mode` must be 'min' or 'max'; received mode={mode!r}.")
+        self.path, self.monitor, self.mode, self.patience = path, monitor, mode, patience
+        self.best, self.best_epoch = None, None
+
+    @property
+    def _record(self):
+        return pathlib.Path(self.path + ".json")
+
+    def on_train_begin(self, logs=None):
+        if self._record.is_file():
+            record = json.loads(self._record.read_text())
+            self.best, self.best_epoch = record["best"], record["epoch"]
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise ValueError(
+                f"KeepBestWeights watches {self.monitor!r}, which the logs do not have "
+                f"(they have {sorted(logs or {})}); is there validation data?"
+            )
+        if self._improved(float(value)):
+            self.best, self.best_epoch = float(value), int(epoch)
+            partial = self.path[: -len(".weights.h5")] + ".partial.weights.h5"
+            self.model.save_weights(partial, overwrite=True)
+            os.replace(partial, self.path)
+            write_atomically(self._record, json.dumps({"best": self.best, "epoch": self.best_epoch}))
+        elif self.patience is not None and epoch - self.best_epoch >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_epoch is not None and os.path.exists(self.path):
+            self.model.load_weights(self.path)

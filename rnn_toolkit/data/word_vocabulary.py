@@ -1,0 +1,184 @@
+"""A word vocabulary that lives in the graph: raw review text to word ids with TF ops only.
+
+`WordVocabulary` is what `CharVocabulary` is for characters: the same layer tokenizes the
+training data in `tf.data`, and sits in front of the classifier inside the exported
+SavedModel, so serving takes raw strings and tokenizes them exactly as training did.
+"""
+
+import collections
+
+import keras
+import tensorflow as tf
+
+from rnn_toolkit.arguments import check_positive_int
+
+_OOV_TOKEN = "[UNK]"
+_TRUNCATION = ("head", "tail")
+
+# Punctuation becomes a token of its own ("great!" -> "great", "!"), since "!" and "?"
+# carry sentiment; apostrophes stay inside words ("don't", "film's"). \pL / \pN are
+# Unicode letters and digits (RE2), so accented words stay whole.
+_PUNCTUATION = r"([^\pL\pN\s'])"
+_EDGE_APOSTROPHES = r"(^|\s)'+|'+(\s|$)"
+
+
+@keras.saving.register_keras_serializable(package="rnn_toolkit")
+class WordVocabulary(keras.layers.Layer):
+    """Maps strings to word ids: id 0 is padding, 1 unknown, then words by frequency.
+
+    Tokenization (all TensorFlow ops): bytes that are not valid UTF-8 become U+FFFD,
+    text is lower-cased, every punctuation mark becomes its own token, and the text is
+    split on whitespace. At most `max_length` tokens are kept (the first ones, or the
+    last with `truncation="tail"`): this bounds the work a single 50,000-word review can
+    cause. A text without any token (empty, or only spaces) becomes one unknown token, so
+    that no row of a batch is entirely padding: the recurrent layers' cuDNN kernel needs
+    at least one valid step per row.
+
+    Args:
+        words: the vocabulary, most frequent first (id = index + 2).
+        max_length: the most tokens kept per text.
+        truncation: `"head"` keeps the first `max_length` tokens, `"tail"` the last.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Example:
+
+    >>> import rnn_toolkit.data
+    >>> vocab = rnn_toolkit.data.WordVocabulary(["the", "film", "!"], max_length=4)
+    >>> vocab.tokenize(["The film!"]).to_list()
+    [[b'the', b'film', b'!']]
+    >>> vocab.encode(["The film!", "", "a film , the film"]).to_list()
+    [[2, 3, 4], [1], [1, 3, 1, 2]]
+    """
+
+    PADDING_ID = 0
+    UNKNOWN_ID = 1
+
+    def __init__(self, words, max_length=400, truncation="head", **kwargs):
+        super().__init__(**kwargs)
+        words = _validate_words(words)
+        if truncation not in _TRUNCATION:
+            raise ValueError(
+                f"`truncation` must be one of {_TRUNCATION}; received truncation={truncation!r}."
+            )
+
+        # === Layers ===
+        self.word_to_id = keras.layers.StringLookup(
+            vocabulary=words, mask_token="", num_oov_indices=1, oov_token=_OOV_TOKEN,
+            name="word_to_id",
+        )
+
+        # === Config ===
+        self._words = words
+        self.max_length = check_positive_int("max_length", max_length)
+        self.truncation = truncation
+        self.built = True
+
+    @classmethod
+    def from_texts(cls, texts, *, max_words=20_000, min_count=2, batch_size=4096, **kwargs):
+        """Builds a vocabulary from training texts (never from held-out ones).
+
+        Words are counted with the same TensorFlow tokenizer that `encode` uses, and
+        ordered by count (ties by the word itself), so the same texts give the same ids.
+
+        Args:
+            texts: an iterable of strings (or bytes).
+            max_words: keep at most this many words.
+            min_count: drop words seen fewer than `min_count` times.
+            batch_size: texts tokenized per TensorFlow call.
+            **kwargs: passed to the constructor (`max_length`, `truncation`, `name`).
+
+        Returns:
+            A `WordVocabulary`.
+        """
+        max_words = check_positive_int("max_words", max_words)
+        min_count = check_positive_int("min_count", min_count)
+        texts = list(texts)
+        counts = collections.Counter()
+        for start in range(0, len(texts), batch_size):
+            tokens = cls.tokenize(tf.constant(texts[start : start + batch_size], tf.string))
+            counts.update(tokens.flat_values.numpy().tolist())
+        counts.pop("\ufffd".encode(), None)
+        kept = sorted(
+            ((word, n) for word, n in counts.items() if n >= min_count),
+            key=lambda item: (-item[1], item[0]),
+        )[:max_words]
+        if not kept:
+            raise ValueError(f"`texts` have no word seen at least `min_count`={min_count} times.")
+        return cls([word.decode("utf-8") for word, _ in kept], **kwargs)
+
+    @staticmethod
+    def tokenize(strings):
+        """Splits strings into lower-case word and punctuation tokens.
+
+        Args:
+            strings: string tensor `[batch]` (or convertible).
+
+        Returns:
+            A string `tf.RaggedTensor` `[batch, None]` (not truncated).
+        """
+        strings = tf.convert_to_tensor(strings, dtype=tf.string)
+        strings = tf.strings.unicode_transcode(
+            strings, "UTF-8", "UTF-8", errors="replace", replace_control_characters=True
+        )
+        strings = tf.strings.lower(strings, encoding="utf-8")
+        strings = tf.strings.regex_replace(strings, _PUNCTUATION, r" \1 ")
+        strings = tf.strings.regex_replace(strings, _EDGE_APOSTROPHES, r"\1 \2")
+        return tf.strings.split(strings)
+
+    @property
+    def words(self):
+        """The words in id order (id = index + 2)."""
+        return list(self._words)
+
+    @property
+    def size(self):
+        """Number of ids, including padding and unknown."""
+        return len(self._words) + 2
+
+    def call(self, strings):
+        """Same as `encode(strings)`."""
+        return self.encode(strings)
+
+    def encode(self, strings):
+        """Word ids of each string: an int32 `tf.RaggedTensor` `[batch, 1..max_length]`."""
+        tokens = self.tokenize(strings)
+        if self.truncation == "head":
+            tokens = tokens[:, : self.max_length]
+        else:
+            tokens = tokens[:, -self.max_length :]
+        ids = tf.cast(tokens.with_flat_values(self.word_to_id(tokens.flat_values)), tf.int32)
+        # One unknown token for a text with none: never an all-padding row.
+        empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)
+        filler = tf.RaggedTensor.from_row_lengths(
+            tf.fill([tf.reduce_sum(empty)], tf.constant(self.UNKNOWN_ID, tf.int32)), empty
+        )
+        return tf.concat([ids, filler], axis=1)
+
+    def encode_padded(self, strings):
+        """Word ids right-padded with 0 to the longest text: int32 `[batch, time]`."""
+        return self.encode(strings).to_tensor(self.PADDING_ID)
+
+    def compute_output_spec(self, strings):
+        return keras.KerasTensor(tuple(strings.shape) + (None,), dtype="int32", ragged=True)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(words=self.words, max_length=self.max_length, truncation=self.truncation)
+        return config
+
+
+def _validate_words(words):
+    if isinstance(words, str) or not isinstance(words, (list, tuple)):
+        raise TypeError(f"`words` must be a list of strings; got {type(words).__name__}.")
+    words = list(words)
+    if not words:
+        raise ValueError("`words` must not be empty.")
+    bad = [w for w in words if not isinstance(w, str) or not w or w != w.strip()]
+    if bad:
+        raise ValueError(f"`words` must be non-empty strings without spaces at the ends; got {bad[:5]!r}.")
+    duplicates = sorted(w for w, n in collections.Counter(words).items() if n > 1)
+    if duplicates:
+        raise ValueError(f"`words` has duplicates: {duplicates[:10]!r}.")
+    if _OOV_TOKEN in words:
+        raise ValueError(f"`words` must not contain {_OOV_TOKEN!r}, the unknown token.")
+    return words

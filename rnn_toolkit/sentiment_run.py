@@ -1,0 +1,459 @@
+"""Training runs of the sentiment classifier, with its bag-of-words baseline on the same split.
+
+`train_sentiment_run` is the story `rnn-toolkit train sentiment` tells: load labelled
+texts, hold out a seeded stratified share, carve a validation share out of the rest for
+early stopping, build the word vocabulary on the training share only, train the recurrent
+classifier on length-bucketed batches, then train the bag-of-words logistic regression on
+exactly the same shares and print both held-out accuracies side by side.
+
+Besides the files of every run folder (see `rnn_toolkit.run_folder`) it writes
+`best.weights.h5` (+ `.json`): the best epoch so far, so that early stopping survives a
+killed run.
+
+`cross_validate` runs the same comparison over k stratified folds.
+"""
+
+import dataclasses
+import math
+import shutil
+import time
+
+import keras
+import numpy as np
+
+from rnn_toolkit.data import (
+    WordVocabulary,
+    encode_texts,
+    holdout_split,
+    load_reviews,
+    padding_share,
+    stratified_folds,
+    text_classification_batches,
+)
+from rnn_toolkit.models import build_bag_of_words_classifier, build_sentiment_classifier
+from rnn_toolkit.run_folder import (
+    EpochBackupAndRestore,
+    RunFolder,
+    RunSetupError,
+    TrainingClock,
+    now,
+    prepare_run_folder,
+    read_history,
+    save_model_atomically,
+    tensorboard_installed,
+    versions,
+)
+from rnn_toolkit.training import KeepBestWeights
+
+TASK = "sentiment"
+BEST_WEIGHTS_FILE = "best.weights.h5"
+
+# A resumed run must rebuild the same data split, vocabulary and model.
+_RESUME_SETTINGS = (
+    "data", "heldout_fraction", "validation_fraction", "split_seed", "head", "cell", "units",
+    "num_layers", "bidirectional", "embedding_dim", "dropout", "pooling", "max_words",
+    "min_count", "max_length", "truncation", "batch_size", "bucketing",
+    "learning_rate", "clip_norm", "precision", "seed",
+)
+
+
+@dataclasses.dataclass
+class SentimentRunConfig:
+    """Everything that defines a sentiment training run (stored in `run.json`)."""
+
+    data: str = "rotten_tomatoes"  # "rotten_tomatoes", "pang_lee", "tfds:NAME[:SPLIT]", CSV/TSV, folder
+    heldout_fraction: float = 0.1  # share held out for the final accuracy (stratified)
+    validation_fraction: float = 0.1  # share of the rest used for early stopping
+    split_seed: int = 0  # fixes the held-out and validation shares
+    head: str = "classes"  # "classes" or "regression" (on the data's scores)
+    cell: str = "gru"  # "rnn", "lstm" or "gru"
+    units: int = 128  # hidden units per layer and direction
+    num_layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = True  # read each text both ways
+    embedding_dim: int = 128  # word embedding size (trained from scratch)
+    dropout: float = 0.5  # on embeddings, between layers and before the head
+    pooling: str = "final"  # "final" hidden state, "mean", "max" or "attention"
+    max_words: int = 20_000  # vocabulary size cap
+    min_count: int = 1  # words seen fewer times in training are unknown
+    max_length: int = 400  # tokens kept per text (longer texts are truncated)
+    truncation: str = "head"  # keep the first ("head") or last ("tail") tokens
+    batch_size: int = 32  # texts per step
+    bucketing: bool = True  # batch texts of similar length together
+    epochs: int = 10  # at most; early stopping usually ends sooner
+    patience: int = 2  # epochs without validation improvement before stopping
+    learning_rate: float = 2e-3  # Adam
+    clip_norm: float = 1.0  # global gradient-norm clipping (0: off)
+    precision: str = "auto"  # "auto", "float32", "mixed_bfloat16", "mixed_float16"
+    baseline: bool = True  # also train the bag-of-words baseline on the same split
+    baseline_l2: float = 1e-4  # its L2 penalty
+    seed: int = 0  # seeds Python, NumPy, TensorFlow and the batch shuffling
+    backup_every: int = 100  # steps between backups (plus one at every epoch end)
+
+    @property
+    def monitor(self):
+        """The validation metric early stopping watches."""
+        return "val_sign_accuracy" if self.head == "regression" else "val_accuracy"
+
+
+@dataclasses.dataclass
+class SplitData:
+    """The three shares of one split, their vocabulary and word ids."""
+
+    train: object
+    validation: object
+    heldout: object
+    vocabulary: WordVocabulary
+
+    def ids(self, part):
+        return encode_texts(getattr(self, part).texts, self.vocabulary)
+
+
+def load_data(config):
+    """Loads `config.data` as `LabelledTexts`, raising `RunSetupError` on bad input."""
+    try:
+        data = load_reviews(config.data)
+    except (FileNotFoundError, ValueError) as error:
+        raise RunSetupError("data", str(error)) from error
+    if config.head == "regression" and data.scores is None:
+        raise RunSetupError(
+            "head",
+            f"head 'regression' needs a score per text, and {config.data!r} has class labels "
+            "only (rotten_tomatoes has crowd scores; a CSV/TSV with a numeric score column "
+            "works too)",
+        )
+    if config.head == "regression" and data.num_classes != 2:
+        raise RunSetupError("head", "head 'regression' needs exactly two classes (score sign)")
+    if len(data) < 20:
+        raise RunSetupError("data", f"{config.data!r} has only {len(data)} labelled texts; need at least 20")
+    return data
+
+
+def split_data(data, config, heldout_indices=None):
+    """The train / validation / held-out shares and the vocabulary built on train only.
+
+    Args:
+        data: `LabelledTexts`.
+        config: a `SentimentRunConfig` (its fractions and `split_seed`).
+        heldout_indices: the held-out indices (a cross-validation fold); by default the
+            seeded stratified `heldout_fraction`.
+    """
+    if heldout_indices is None:
+        rest, heldout_indices = holdout_split(
+            data.labels, fraction=config.heldout_fraction, seed=config.split_seed
+        )
+    else:
+        rest = np.setdiff1d(np.arange(len(data)), heldout_indices)
+    rest_data = data.subset(rest)
+    train, validation = holdout_split(
+        rest_data.labels, fraction=config.validation_fraction, seed=config.split_seed + 1
+    )
+    train, validation = rest_data.subset(train), rest_data.subset(validation)
+    vocabulary = WordVocabulary.from_texts(
+        train.texts,
+        max_words=config.max_words,
+        min_count=config.min_count,
+        max_length=config.max_length,
+        truncation=config.truncation,
+    )
+    return SplitData(train, validation, data.subset(heldout_indices), vocabulary)
+
+
+def targets(part, config):
+    return part.scores if config.head == "regression" else part.labels
+
+
+def training_batches(split, config):
+    """The bucketed (or plain) training pipeline and the validation pipeline."""
+    train = text_classification_batches(
+        split.ids("train"),
+        targets(split.train, config),
+        batch_size=config.batch_size,
+        bucketing=config.bucketing,
+        seed=config.seed,
+    )
+    validation = text_classification_batches(
+        split.ids("validation"),
+        targets(split.validation, config),
+        batch_size=256,
+        bucketing=config.bucketing,
+        shuffle=False,
+    )
+    return train, validation
+
+
+def build_model(split, config, class_names):
+    return build_sentiment_classifier(
+        split.vocabulary,
+        class_names=class_names,
+        head=config.head,
+        embedding_dim=config.embedding_dim,
+        cell=config.cell,
+        units=config.units,
+        num_layers=config.num_layers,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        pooling=config.pooling,
+        learning_rate=config.learning_rate,
+        clip_norm=config.clip_norm,
+        dtype_policy=config.precision,
+    )
+
+
+def heldout_results(classify, part):
+    """Accuracy (and for scores, the regression error) of `classify` on `part`.
+
+    Args:
+        classify: a function from a list of strings to a dict with `class_id` (and
+            optionally `score`), e.g. `model.classify`.
+        part: `LabelledTexts`.
+
+    Returns:
+        A dict: `examples`, `accuracy`, `correct`, `confusion` (rows: true class,
+        columns: predicted), and with scores `score_mae` / `score_rmse`.
+    """
+    outputs = classify(part.texts)
+    predicted = np.asarray(outputs["class_id"])
+    confusion = np.zeros((len(part.class_names),) * 2, dtype=np.int64)
+    np.add.at(confusion, (part.labels, predicted), 1)
+    results = {
+        "examples": len(part),
+        "correct": int((predicted == part.labels).sum()),
+        "accuracy": float(np.mean(predicted == part.labels)),
+        "confusion": confusion.tolist(),
+    }
+    if "score" in outputs and part.scores is not None:
+        errors = np.asarray(outputs["score"]) - part.scores
+        results.update(score_mae=float(np.abs(errors).mean()), score_rmse=float(np.sqrt((errors**2).mean())))
+    return results
+
+
+def train_baseline(split, config, class_names, *, verbose=0):
+    """Trains the bag-of-words baseline with early stopping on the validation share.
+
+    Returns:
+        `(results_on_heldout, seconds)`.
+    """
+    keras.utils.set_random_seed(config.seed)
+    start = time.perf_counter()
+    model = build_bag_of_words_classifier(split.vocabulary, class_names=class_names, l2=config.baseline_l2)
+    train = text_classification_batches(
+        split.ids("train"), split.train.labels, batch_size=config.batch_size, seed=config.seed
+    )
+    validation = text_classification_batches(
+        split.ids("validation"), split.validation.labels, batch_size=256, shuffle=False
+    )
+    model.fit(
+        train,
+        validation_data=validation,
+        epochs=30,
+        shuffle=False,  # the pipeline shuffles itself
+        verbose=verbose,
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                "val_accuracy", mode="max", patience=3, restore_best_weights=True
+            )
+        ],
+    )
+    seconds = time.perf_counter() - start
+    heldout_ids = split.ids("heldout").to_tensor(0)
+
+    def classify(_texts):
+        logits = model.predict(heldout_ids, batch_size=512, verbose=0)
+        return {"class_id": np.argmax(logits, axis=-1)}
+
+    return heldout_results(classify, split.heldout), seconds
+
+
+def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=print):
+    """Trains a sentiment classifier (and the baseline) in `run_dir`, resuming if interrupted.
+
+    Args:
+        config: a `SentimentRunConfig`.
+        run_dir: the run folder (created if needed).
+        overwrite: replace a finished or interrupted run instead of refusing or resuming.
+        verbose: Keras' verbosity for `fit`.
+        print_fn: where status lines go.
+
+    Returns:
+        `(model, run_info)`.
+    """
+    folder = RunFolder(run_dir)
+    print_fn(f"Loading {config.data!r} ...")
+    data = load_data(config)
+    split = split_data(data, config)
+    print_fn(
+        f"{len(data):,} labelled texts {data.class_counts()}: {len(split.train):,} train, "
+        f"{len(split.validation):,} validation (early stopping), {len(split.heldout):,} held out "
+        f"(seed {config.split_seed}); vocabulary of {split.vocabulary.size:,} ids from the "
+        "training texts"
+    )
+    resumed_from = prepare_run_folder(
+        folder, config, overwrite, print_fn, resume_settings=_RESUME_SETTINGS
+    )
+    keras.utils.set_random_seed(config.seed)
+    train_data, validation_data = training_batches(split, config)
+    model = build_model(split, config, data.class_names)
+
+    lengths = split.ids("train").row_lengths().numpy()
+    info = {
+        "task": TASK,
+        "status": "training",
+        "settings": dataclasses.asdict(config),
+        "data": {"source": data.source, "examples": len(data), "classes": list(data.class_names)},
+        "split": {
+            "train": len(split.train),
+            "validation": len(split.validation),
+            "heldout": len(split.heldout),
+            "heldout_class_counts": split.heldout.class_counts(),
+        },
+        "vocabulary_size": split.vocabulary.size,
+        "train_tokens": {
+            "median": float(np.median(lengths)),
+            "max": int(lengths.max()),
+            "truncated_texts": int((lengths >= config.max_length).sum()),
+        },
+        "padding_share": padding_share(train_data),
+        "dtype_policy": model.dtype_policy_name,
+        "parameters": int(model.count_params()),
+        "resumed_from_epoch": resumed_from,
+        "versions": versions(),
+        "started_at": now(),
+    }
+    folder.path.mkdir(parents=True, exist_ok=True)
+    folder.write_run_info(info)
+    direction = "bidirectional " if config.bidirectional else ""
+    print_fn(
+        f"{direction}{config.cell.upper()} {config.num_layers}x{config.units}, decision from "
+        f"{'the final hidden state' if config.pooling == 'final' else config.pooling + ' pooling'}, "
+        f"{info['parameters']:,} parameters, {model.dtype_policy_name}; padded positions: "
+        f"{info['padding_share']:.1%} ({'length-bucketed' if config.bucketing else 'unbucketed'} "
+        f"batches of {config.batch_size})"
+    )
+
+    best = KeepBestWeights(
+        folder.path / BEST_WEIGHTS_FILE, monitor=config.monitor, mode="max", patience=config.patience
+    )
+    callbacks = [
+        TrainingClock(),
+        EpochBackupAndRestore(folder.backup, save_freq=config.backup_every),
+        best,
+        keras.callbacks.CSVLogger(folder.history_csv, append=True),
+    ]
+    if tensorboard_installed():
+        callbacks.append(keras.callbacks.TensorBoard(folder.logs))
+    model.fit(
+        train_data,
+        epochs=config.epochs,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    history = read_history(folder.history_csv)
+    folder.history_json.write_text(__import__("json").dumps(history, indent=1) + "\n")
+    train_seconds = float(sum(history.get("train_seconds", [])))
+    print_fn(
+        f"Best epoch {best.best_epoch + 1}: {config.monitor} {best.best:.4f}; scoring the "
+        f"{len(split.heldout):,} held-out texts ..."
+    )
+    results = {"recurrent": heldout_results(model.classify, split.heldout)}
+    results["recurrent"]["train_seconds"] = train_seconds
+    if config.baseline:
+        print_fn("Training the bag-of-words baseline on the same split ...")
+        results["bag_of_words"], seconds = train_baseline(split, config, data.class_names)
+        results["bag_of_words"]["train_seconds"] = seconds
+
+    save_model_atomically(model, folder.model)
+    info.update(
+        status="finished",
+        epochs_completed=len(history.get("epoch", [])),
+        best_epoch=best.best_epoch + 1,
+        heldout=results,
+        train_seconds=train_seconds,
+        finished_at=now(),
+    )
+    folder.write_run_info(info)
+    shutil.rmtree(folder.backup, ignore_errors=True)
+    print_fn(format_results_table(results, config))
+    print_fn(f"Saved {folder.model}")
+    return model, info
+
+
+def describe_model(config):
+    direction = "bi" if config.bidirectional else ""
+    pooling = "final state" if config.pooling == "final" else f"{config.pooling} pooling"
+    head = ", score regression" if config.head == "regression" else ""
+    return f"{direction}{config.cell.upper()} {config.num_layers}x{config.units}, {pooling}{head}"
+
+
+def format_results_table(results, config):
+    """The held-out comparison as a small text table."""
+    rows = [("model", "held-out accuracy", "correct", "train time")]
+    names = {"recurrent": describe_model(config), "bag_of_words": "bag-of-words logistic regression"}
+    for key, result in results.items():
+        rows.append(
+            (
+                names.get(key, key),
+                f"{result['accuracy']:.2%}",
+                f"{result['correct']}/{result['examples']}",
+                f"{result.get('train_seconds', math.nan):.0f} s",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    extra = results.get("recurrent", {})
+    if "score_mae" in extra:
+        lines.append(f"crowd-score error of the regression head: MAE {extra['score_mae']:.3f}, RMSE {extra['score_rmse']:.3f}")
+    return "\n".join(lines)
+
+
+def cross_validate(config, folds=10, *, verbose=0, print_fn=print):
+    """k-fold cross-validation of the recurrent model and the baseline on the same folds.
+
+    Every fold holds out one k-th of the data (stratified, fixed by `config.split_seed`),
+    builds its vocabulary on its own training share, early-stops on a validation share
+    of the rest, and scores both models on the fold.
+
+    Returns:
+        A dict: per-fold accuracies and their mean and standard deviation per model.
+    """
+    data = load_data(config)
+    per_fold = {"recurrent": [], "bag_of_words": []}
+    seconds = {"recurrent": 0.0, "bag_of_words": 0.0}
+    for index, (_, heldout) in enumerate(stratified_folds(data.labels, k=folds, seed=config.split_seed)):
+        split = split_data(data, config, heldout_indices=heldout)
+        keras.utils.set_random_seed(config.seed)
+        train_data, validation_data = training_batches(split, config)
+        model = build_model(split, config, data.class_names)
+        start = time.perf_counter()
+        model.fit(
+            train_data,
+            epochs=config.epochs,
+            validation_data=validation_data,
+            verbose=verbose,
+            callbacks=[
+                keras.callbacks.EarlyStopping(
+                    config.monitor, mode="max", patience=config.patience, restore_best_weights=True
+                )
+            ],
+        )
+        seconds["recurrent"] += time.perf_counter() - start
+        per_fold["recurrent"].append(heldout_results(model.classify, split.heldout)["accuracy"])
+        if config.baseline:
+            result, baseline_seconds = train_baseline(split, config, data.class_names)
+            per_fold["bag_of_words"].append(result["accuracy"])
+            seconds["bag_of_words"] += baseline_seconds
+        print_fn(
+            f"fold {index + 1}/{folds}: recurrent {per_fold['recurrent'][-1]:.2%}"
+            + (f", bag-of-words {per_fold['bag_of_words'][-1]:.2%}" if config.baseline else "")
+        )
+    summary = {"folds": folds}
+    for key, values in per_fold.items():
+        if values:
+            summary[key] = {
+                "accuracies": values,
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                "train_seconds": seconds[key],
+            }
+    return summary
