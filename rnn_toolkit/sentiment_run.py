@@ -14,7 +14,6 @@ killed run.
 """
 
 import dataclasses
-import math
 import shutil
 import time
 
@@ -51,7 +50,7 @@ BEST_WEIGHTS_FILE = "best.weights.h5"
 # A resumed run must rebuild the same data split, vocabulary and model.
 _RESUME_SETTINGS = (
     "data", "heldout_fraction", "validation_fraction", "split_seed", "head", "cell", "units",
-    "num_layers", "bidirectional", "embedding_dim", "dropout", "pooling", "max_words",
+    "num_layers", "bidirectional", "embedding_dim", "dropout", "word_dropout", "pooling", "max_words",
     "min_count", "max_length", "truncation", "batch_size", "bucketing",
     "learning_rate", "clip_norm", "precision", "seed",
 )
@@ -72,6 +71,7 @@ class SentimentRunConfig:
     bidirectional: bool = True  # read each text both ways
     embedding_dim: int = 128  # word embedding size (trained from scratch)
     dropout: float = 0.5  # on embeddings, between layers and before the head
+    word_dropout: float = 0.0  # share of training words replaced by the unknown word
     pooling: str = "final"  # "final" hidden state, "mean", "max" or "attention"
     max_words: int = 20_000  # vocabulary size cap
     min_count: int = 1  # words seen fewer times in training are unknown
@@ -192,6 +192,7 @@ def build_model(split, config, class_names):
         num_layers=config.num_layers,
         bidirectional=config.bidirectional,
         dropout=config.dropout,
+        word_dropout=config.word_dropout,
         pooling=config.pooling,
         learning_rate=config.learning_rate,
         clip_norm=config.clip_norm,
@@ -287,9 +288,15 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
         f"(seed {config.split_seed}); vocabulary of {split.vocabulary.size:,} ids from the "
         "training texts"
     )
+    fresh_start = overwrite or folder.state != "interrupted"
     resumed_from = prepare_run_folder(
         folder, config, overwrite, print_fn, resume_settings=_RESUME_SETTINGS
     )
+    if fresh_start:
+        # RunFolder.clear() knows only the common files: a previous run's best epoch
+        # would otherwise be "the best so far" of this one (and restored at the end).
+        for name in (BEST_WEIGHTS_FILE, BEST_WEIGHTS_FILE + ".json"):
+            (folder.path / name).unlink(missing_ok=True)
     keras.utils.set_random_seed(config.seed)
     train_data, validation_data = training_batches(split, config)
     model = build_model(split, config, data.class_names)
@@ -395,7 +402,7 @@ def format_results_table(results, config):
                 names.get(key, key),
                 f"{result['accuracy']:.2%}",
                 f"{result['correct']}/{result['examples']}",
-                f"{result.get('train_seconds', math.nan):.0f} s",
+                f"{result['train_seconds']:.0f} s" if "train_seconds" in result else "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

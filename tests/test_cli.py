@@ -118,7 +118,7 @@ def test_train_help_shows_defaults(capsys):
     _, out, _ = run_main(["train", "--help"], capsys)
     flat = " ".join(out.split())
     assert "(default: 100)" in flat  # --sequence-length
-    assert "(default: 64)" in flat  # --batch-size
+    assert "(default: 64 for char_lm, 32 for sentiment)" in flat  # --batch-size
     assert "(default: shakespeare)" in flat  # --corpus
     assert "runs/char_lm" in flat
 
@@ -142,7 +142,7 @@ def test_demo_help_says_how_reruns_behave(capsys):
         (["train", "--learning-rate", "abc"], "--learning-rate"),
         (["train", "--clip-norm", "nan"], "--clip-norm"),
         (["train", "--cell", "transformer"], "--cell"),
-        (["train", "sentiment"], "task"),
+        (["train", "translator"], "task"),
         (["sample", "--top-p", "1.5"], "--top-p"),
         (["sample", "--max-length", "-3"], "--max-length"),
         (["export", "--version", "0"], "--version"),

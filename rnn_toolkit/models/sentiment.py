@@ -15,6 +15,7 @@ from rnn_toolkit.data.word_vocabulary import WordVocabulary
 from rnn_toolkit.layers.bag_of_words import BagOfWords
 from rnn_toolkit.layers.recurrent_stack import RecurrentStack
 from rnn_toolkit.layers.sequence_pooling import POOLING_METHODS, SequencePooling
+from rnn_toolkit.layers.word_dropout import WordDropout
 from rnn_toolkit.precision import resolve_dtype_policy
 from rnn_toolkit.training.gradient_clipping import GradientClippingModel
 
@@ -44,6 +45,9 @@ class SentimentClassifier(GradientClippingModel):
             forward state after the last word joined with the backward state after the
             first.
         dropout: dropout on the embeddings, between recurrent layers and before the head.
+        word_dropout: share of words replaced by the unknown word during training (see
+            `rnn_toolkit.layers.WordDropout`): the unknown id then means something when
+            held-out text brings words the vocabulary lacks.
         pooling: `"final"` (the final hidden state, the default), `"mean"`, `"max"` or
             `"attention"` over all valid steps.
         dtype_policy: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
@@ -62,6 +66,7 @@ class SentimentClassifier(GradientClippingModel):
         num_layers=1,
         bidirectional=False,
         dropout=0.0,
+        word_dropout=0.0,
         pooling="final",
         dtype_policy="auto",
         clip_norm=1.0,
@@ -95,6 +100,10 @@ class SentimentClassifier(GradientClippingModel):
 
         # === Layers ===
         self.vocabulary = vocabulary
+        self.word_dropout_layer = WordDropout(
+            word_dropout, unknown_id=vocabulary.UNKNOWN_ID, padding_id=vocabulary.PADDING_ID,
+            name="word_dropout",
+        )
         # mask_zero: id 0 is padding; the mask is right-padded with a valid first step in
         # every row (WordVocabulary never yields an empty text), as cuDNN requires.
         self.embedding = keras.layers.Embedding(
@@ -125,6 +134,7 @@ class SentimentClassifier(GradientClippingModel):
         self.num_layers = num_layers
         self.bidirectional = bool(bidirectional)
         self.dropout = float(dropout)
+        self.word_dropout = float(word_dropout)
         self.pooling = pooling
         self.dtype_policy_name = policy
 
@@ -144,6 +154,7 @@ class SentimentClassifier(GradientClippingModel):
         weights `[batch, time]`.
         """
         mask = self.embedding.compute_mask(token_ids)
+        token_ids = self.word_dropout_layer(token_ids, training=training)
         embedded = self.embedding_dropout(self.embedding(token_ids), training=training)
         outputs, states = self.recurrent(
             embedded, mask=mask, training=training, return_state=True
@@ -272,6 +283,7 @@ class SentimentClassifier(GradientClippingModel):
             num_layers=self.num_layers,
             bidirectional=self.bidirectional,
             dropout=self.dropout,
+            word_dropout=self.word_dropout,
             pooling=self.pooling,
             dtype_policy=self.dtype_policy_name,
         )
@@ -297,6 +309,7 @@ def build_sentiment_classifier(
     num_layers=1,
     bidirectional=False,
     dropout=0.3,
+    word_dropout=0.0,
     pooling="final",
     learning_rate=2e-3,
     optimizer=None,
@@ -318,6 +331,7 @@ def build_sentiment_classifier(
         num_layers: stacked recurrent layers.
         bidirectional: read texts in both directions.
         dropout: dropout on embeddings, between layers and before the head.
+        word_dropout: share of words replaced by the unknown word during training.
         pooling: `"final"` (final hidden state), `"mean"`, `"max"` or `"attention"`.
         learning_rate: Adam's learning rate (used when `optimizer` is None).
         optimizer: a `keras.optimizers.Optimizer` to use instead of Adam.
@@ -348,6 +362,7 @@ def build_sentiment_classifier(
         num_layers=num_layers,
         bidirectional=bidirectional,
         dropout=dropout,
+        word_dropout=word_dropout,
         pooling=pooling,
         dtype_policy=dtype_policy,
         clip_norm=clip_norm,
