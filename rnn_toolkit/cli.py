@@ -313,6 +313,17 @@ def _add_sentiment_options(group, settings):
                  help="words kept per text; longer texts are truncated")
     _add_setting(group, settings, "--truncation", tasks=task, choices=("head", "tail"),
                  help="keep the first (head) or last (tail) words of a long text")
+    _add_setting(group, settings, "--pretrain", tasks=task, metavar="auto|none|NAME|PATH",
+                 help="labelled texts both models learn from before the task's own training "
+                 "share (distant supervision; there are no pretrained word vectors offline): "
+                 "'auto' takes the sentences of the 1,500 Pang & Lee reviews, each labelled "
+                 "with its review's class, when the data's classes are negative/positive and "
+                 "the head is 'classes'; 'none' turns it off; or any --data source with the "
+                 "same classes (long documents are cut into sentences)")
+    _add_setting(group, settings, "--pretrain-epochs", tasks=task, type=positive_int,
+                 metavar="N", help="passes over the pretraining texts")
+    _add_setting(group, settings, "--pretrain-batch-size", tasks=task, type=positive_int,
+                 metavar="N", help="texts per pretraining step")
     _add_setting(group, settings, "--no-bucketing", tasks=task, name="bucketing",
                  action="store_false", default_help="",
                  help="batch texts in random order instead of with texts of similar length "
@@ -609,7 +620,9 @@ def _train(args):
 
         # run.json records a data file or folder by its absolute path, so that `evaluate`
         # finds the same data from any working folder.
-        config = dataclasses.replace(config, data=_absolute_data(config.data))
+        config = dataclasses.replace(
+            config, data=_absolute_data(config.data), pretrain=_absolute_data(config.pretrain)
+        )
         train_sentiment_run(config, run_dir, overwrite=args.overwrite, print_fn=_print)
     else:
         from rnn_toolkit.char_lm_run import train_char_lm_run
@@ -826,6 +839,7 @@ def _evaluate_sentiment(args, model, loaded, saved_path, info):
         describe_model,
         format_results_table,
         heldout_results,
+        pretraining_data,
         split_data,
         train_baseline,
     )
@@ -848,7 +862,11 @@ def _evaluate_sentiment(args, model, loaded, saved_path, info):
         data = load_reviews(config.data)
     except (FileNotFoundError, ValueError) as error:
         raise UsageError("--data", str(error)) from None
-    split = split_data(data, config) if split_name == "heldout" else None
+    split = None
+    if split_name == "heldout":
+        # The baseline trains on this split, so it needs the run's pretraining data too.
+        pretraining = pretraining_data(config, data) if args.baseline else None
+        split = split_data(data, config, pretraining=pretraining)
     part = split.heldout if split else data
     if split:
         where = (
@@ -890,7 +908,7 @@ def _evaluate_sentiment(args, model, loaded, saved_path, info):
         table = {key: results}
         baseline, seconds = train_baseline(split, config, data.class_names)
         table["bag_of_words"] = dict(baseline, train_seconds=seconds)
-        _print(format_results_table(table, config))
+        _print(format_results_table(table, config, pretraining=split.pretraining))
 
 
 def _cross_validate(args, config, info):
@@ -1038,9 +1056,10 @@ def _with_class_order(part, class_names):
 
 
 def _absolute_data(data):
-    """A sentiment --data value with a file or folder made absolute (names stay names)."""
+    """A sentiment --data (or --pretrain) value with a file or folder made absolute (names
+    stay names)."""
     path = Path(data).expanduser()
-    if data in ("rotten_tomatoes", "pang_lee") or not path.exists():
+    if data in ("rotten_tomatoes", "pang_lee", "auto", "none") or not path.exists():
         return data
     return str(path.resolve())
 

@@ -2,13 +2,21 @@
 
 `train_sentiment_run` is the story `rnn-toolkit train sentiment` tells: load labelled
 texts, hold out a seeded stratified share, carve a validation share out of the rest for
-early stopping, build the word vocabulary on the training share only, train the recurrent
+early stopping, build the word vocabulary on the training texts only, train the recurrent
 classifier on length-bucketed batches, then train the bag-of-words logistic regression on
 exactly the same shares and print both held-out accuracies side by side.
 
+Pretraining by distant supervision (`pretrain`): with no pretrained word vectors to be had
+offline, both models first learn from extra, noisily labelled text — by default the
+~49,000 sentences of the 1,500 Pang & Lee reviews, each labelled with its review's
+polarity (`rnn_toolkit.data.document_sentences`) — and are then trained on the task's own
+training share as usual. It never sees held-out text. Measured on the default split it
+lifts the recurrent model and not the bag-of-words model (see the README).
+
 Besides the files of every run folder (see `rnn_toolkit.run_folder`) it writes
 `best.weights.h5` (+ `.json`): the best epoch so far, so that early stopping survives a
-killed run.
+killed run. A run killed during pretraining starts over; after it, the backup holds the
+pretrained state.
 
 `cross_validate` runs the same comparison over k stratified folds.
 """
@@ -16,12 +24,15 @@ killed run.
 import dataclasses
 import shutil
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from rnn_toolkit.data import (
+    BINARY_CLASS_NAMES,
     WordVocabulary,
+    document_sentences,
     encode_texts,
     holdout_split,
     load_reviews,
@@ -51,7 +62,8 @@ BEST_WEIGHTS_FILE = "best.weights.h5"
 _RESUME_SETTINGS = (
     "data", "heldout_fraction", "validation_fraction", "split_seed", "head", "cell", "units",
     "num_layers", "bidirectional", "embedding_dim", "dropout", "word_dropout", "pooling", "max_words",
-    "min_count", "max_length", "truncation", "batch_size", "bucketing",
+    "min_count", "max_length", "truncation", "batch_size", "bucketing", "pretrain",
+    "pretrain_epochs", "pretrain_batch_size",
     "learning_rate", "clip_norm", "precision", "seed",
 )
 
@@ -71,13 +83,16 @@ class SentimentRunConfig:
     bidirectional: bool = True  # read each text both ways
     embedding_dim: int = 128  # word embedding size (trained from scratch)
     dropout: float = 0.5  # on embeddings, between layers and before the head
-    word_dropout: float = 0.0  # share of training words replaced by the unknown word
+    word_dropout: float = 0.2  # share of training words replaced by the unknown word (measured: +0.9 points)
     pooling: str = "final"  # "final" hidden state, "mean", "max" or "attention"
-    max_words: int = 20_000  # vocabulary size cap
+    max_words: int = 30_000  # vocabulary size cap (most frequent words of the training texts)
     min_count: int = 1  # words seen fewer times in training are unknown
     max_length: int = 400  # tokens kept per text (longer texts are truncated)
     truncation: str = "head"  # keep the first ("head") or last ("tail") tokens
     batch_size: int = 32  # texts per step
+    pretrain: str = "auto"  # "auto" (Pang & Lee sentences for negative/positive data), "none", or a load_reviews source
+    pretrain_epochs: int = 1  # passes over the pretraining texts
+    pretrain_batch_size: int = 64  # texts per pretraining step
     bucketing: bool = True  # batch texts of similar length together
     epochs: int = 10  # at most; early stopping usually ends sooner
     patience: int = 2  # epochs without validation improvement before stopping
@@ -103,6 +118,7 @@ class SplitData:
     validation: object
     heldout: object
     vocabulary: WordVocabulary
+    pretraining: object = None  # LabelledTexts for the pretraining phase, or None
 
     def ids(self, part):
         return encode_texts(getattr(self, part).texts, self.vocabulary)
@@ -128,14 +144,66 @@ def load_data(config):
     return data
 
 
-def split_data(data, config, heldout_indices=None):
-    """The train / validation / held-out shares and the vocabulary built on train only.
+def pretraining_data(config, data):
+    """The labelled texts of the pretraining phase for `data`, or None.
+
+    `"auto"` means the sentences of the Pang & Lee reviews when `data` is binary with
+    classes ("negative", "positive") and is not the Pang & Lee reviews themselves;
+    otherwise no pretraining. Any other source must have the same class names as `data`.
+    """
+    source = config.pretrain
+    if source in (None, "", "none"):
+        return None
+    if source == "auto":
+        if (
+            config.head != "classes"
+            or tuple(data.class_names) != BINARY_CLASS_NAMES
+            or data.source.startswith("pang_lee")
+        ):
+            return None
+        source = "pang_lee"
+    if config.head != "classes":
+        raise RunSetupError(
+            "pretrain", "pretraining uses class labels; it needs head 'classes' (or pass 'none')"
+        )
+    if _same_source(source, config.data) or source == "pang_lee" and data.source.startswith("pang_lee"):
+        raise RunSetupError(
+            "pretrain",
+            f"pretraining on the task's own data ({source!r}) would show the model its held-out "
+            "texts; choose other data or 'none'",
+        )
+    try:
+        extra = load_reviews(source)
+    except (FileNotFoundError, ValueError) as error:
+        raise RunSetupError("pretrain", str(error)) from error
+    if tuple(extra.class_names) != tuple(data.class_names):
+        raise RunSetupError(
+            "pretrain",
+            f"the pretraining data's classes {list(extra.class_names)} differ from the task's "
+            f"{list(data.class_names)}; use data with the same classes, or 'none'",
+        )
+    # Long documents become sentences labelled with their document's class.
+    median_words = np.median([len(text.split()) for text in extra.texts[:500]])
+    return document_sentences(extra) if median_words > 60 else extra
+
+
+def _same_source(first, second):
+    first_path, second_path = Path(first).expanduser(), Path(second).expanduser()
+    if first_path.exists() and second_path.exists():
+        return first_path.resolve() == second_path.resolve()
+    return first == second
+
+
+def split_data(data, config, heldout_indices=None, pretraining=None):
+    """The train / validation / held-out shares and the vocabulary built on training texts.
 
     Args:
         data: `LabelledTexts`.
         config: a `SentimentRunConfig` (its fractions and `split_seed`).
         heldout_indices: the held-out indices (a cross-validation fold); by default the
             seeded stratified `heldout_fraction`.
+        pretraining: `LabelledTexts` of the pretraining phase (see `pretraining_data`):
+            training texts too, so their words join the vocabulary.
     """
     if heldout_indices is None:
         rest, heldout_indices = holdout_split(
@@ -149,13 +217,13 @@ def split_data(data, config, heldout_indices=None):
     )
     train, validation = rest_data.subset(train), rest_data.subset(validation)
     vocabulary = WordVocabulary.from_texts(
-        train.texts,
+        train.texts + (pretraining.texts if pretraining is not None else []),
         max_words=config.max_words,
         min_count=config.min_count,
         max_length=config.max_length,
         truncation=config.truncation,
     )
-    return SplitData(train, validation, data.subset(heldout_indices), vocabulary)
+    return SplitData(train, validation, data.subset(heldout_indices), vocabulary, pretraining)
 
 
 def targets(part, config):
@@ -228,8 +296,30 @@ def heldout_results(classify, part):
     return results
 
 
+def pretrain(model, split, config, *, verbose=0):
+    """The pretraining phase: `config.pretrain_epochs` passes over `split.pretraining`.
+
+    Does nothing when the split has no pretraining data. Returns the seconds spent.
+    """
+    if split.pretraining is None:
+        return 0.0
+    start = time.perf_counter()
+    batches = text_classification_batches(
+        encode_texts(split.pretraining.texts, split.vocabulary),
+        split.pretraining.labels,
+        batch_size=config.pretrain_batch_size,
+        bucketing=config.bucketing,
+        seed=config.seed,
+    )
+    model.fit(batches, epochs=config.pretrain_epochs, shuffle=False, verbose=verbose)
+    return time.perf_counter() - start
+
+
 def train_baseline(split, config, class_names, *, verbose=0):
     """Trains the bag-of-words baseline with early stopping on the validation share.
+
+    It gets the same pretraining phase as the recurrent model, so that the comparison
+    is about the models, not the data they saw.
 
     Returns:
         `(results_on_heldout, seconds)`.
@@ -237,6 +327,7 @@ def train_baseline(split, config, class_names, *, verbose=0):
     keras.utils.set_random_seed(config.seed)
     start = time.perf_counter()
     model = build_bag_of_words_classifier(split.vocabulary, class_names=class_names, l2=config.baseline_l2)
+    pretrain(model, split, config)
     train = text_classification_batches(
         split.ids("train"), split.train.labels, batch_size=config.batch_size, seed=config.seed
     )
@@ -281,17 +372,19 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
     folder = RunFolder(run_dir)
     print_fn(f"Loading {config.data!r} ...")
     data = load_data(config)
-    split = split_data(data, config)
+    split = split_data(data, config, pretraining=pretraining_data(config, data))
     print_fn(
         f"{len(data):,} labelled texts {data.class_counts()}: {len(split.train):,} train, "
         f"{len(split.validation):,} validation (early stopping), {len(split.heldout):,} held out "
         f"(seed {config.split_seed}); vocabulary of {split.vocabulary.size:,} ids from the "
         "training texts"
+        + (f" and the {len(split.pretraining):,} pretraining texts" if split.pretraining else "")
     )
     fresh_start = overwrite or folder.state != "interrupted"
     resumed_from = prepare_run_folder(
         folder, config, overwrite, print_fn, resume_settings=_RESUME_SETTINGS
     )
+    previous = {} if fresh_start else folder.read_run_info() or {}
     if fresh_start:
         # RunFolder.clear() knows only the common files: a previous run's best epoch
         # would otherwise be "the best so far" of this one (and restored at the end).
@@ -314,6 +407,14 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
             "heldout_class_counts": split.heldout.class_counts(),
         },
         "vocabulary_size": split.vocabulary.size,
+        "pretraining": None
+        if split.pretraining is None
+        else {
+            "source": split.pretraining.source,
+            "texts": len(split.pretraining),
+            "class_counts": split.pretraining.class_counts(),
+            "epochs": config.pretrain_epochs,
+        },
         "train_tokens": {
             "median": float(np.median(lengths)),
             "max": int(lengths.max()),
@@ -326,6 +427,8 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
         "versions": versions(),
         "started_at": now(),
     }
+    if previous.get("pretraining") and info["pretraining"]:
+        info["pretraining"] = previous["pretraining"]  # done before the interruption
     folder.path.mkdir(parents=True, exist_ok=True)
     folder.write_run_info(info)
     direction = "bidirectional " if config.bidirectional else ""
@@ -336,6 +439,22 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
         f"{info['padding_share']:.1%} ({'length-bucketed' if config.bucketing else 'unbucketed'} "
         f"batches of {config.batch_size})"
     )
+
+    if split.pretraining is not None and fresh_start:
+        # A resumed run's backup already holds the pretrained (and further trained) state.
+        print_fn(
+            f"Pretraining on {len(split.pretraining):,} texts of {split.pretraining.source!r} "
+            f"labelled by their document ({config.pretrain_epochs} epoch(s)) ..."
+        )
+        info["pretraining"]["seconds"] = pretrain(model, split, config, verbose=verbose)
+        info["pretraining"]["heldout_accuracy_after"] = heldout_results(
+            model.classify, split.heldout
+        )["accuracy"]
+        folder.write_run_info(info)
+        print_fn(
+            f"After pretraining alone: {info['pretraining']['heldout_accuracy_after']:.2%} on "
+            "the held-out share; now training on the task's own training share."
+        )
 
     best = KeepBestWeights(
         folder.path / BEST_WEIGHTS_FILE, monitor=config.monitor, mode="max", patience=config.patience
@@ -363,7 +482,9 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
         f"{len(split.heldout):,} held-out texts ..."
     )
     results = {"recurrent": heldout_results(model.classify, split.heldout)}
-    results["recurrent"]["train_seconds"] = train_seconds
+    # Pretraining counts as training time, as it does in the baseline's time.
+    pretrain_seconds = (info["pretraining"] or {}).get("seconds", 0.0)
+    results["recurrent"]["train_seconds"] = train_seconds + pretrain_seconds
     if config.baseline:
         print_fn("Training the bag-of-words baseline on the same split ...")
         results["bag_of_words"], seconds = train_baseline(split, config, data.class_names)
@@ -380,7 +501,7 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
     )
     folder.write_run_info(info)
     shutil.rmtree(folder.backup, ignore_errors=True)
-    print_fn(format_results_table(results, config))
+    print_fn(format_results_table(results, config, pretraining=split.pretraining))
     print_fn(f"Saved {folder.model}")
     return model, info
 
@@ -392,7 +513,7 @@ def describe_model(config):
     return f"{direction}{config.cell.upper()} {config.num_layers}x{config.units}, {pooling}{head}"
 
 
-def format_results_table(results, config):
+def format_results_table(results, config, pretraining=None):
     """The held-out comparison as a small text table."""
     rows = [("model", "held-out accuracy", "correct", "train time")]
     names = {"recurrent": describe_model(config), "bag_of_words": "bag-of-words logistic regression"}
@@ -408,6 +529,11 @@ def format_results_table(results, config):
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    if pretraining is not None:
+        lines.append(
+            f"(both models first trained on the {len(pretraining):,} texts of "
+            f"{pretraining.source!r}, labelled by their document)"
+        )
     extra = results.get("recurrent", {})
     if "score_mae" in extra:
         lines.append(f"crowd-score error of the regression head: MAE {extra['score_mae']:.3f}, RMSE {extra['score_rmse']:.3f}")
@@ -418,21 +544,24 @@ def cross_validate(config, folds=10, *, verbose=0, print_fn=print):
     """k-fold cross-validation of the recurrent model and the baseline on the same folds.
 
     Every fold holds out one k-th of the data (stratified, fixed by `config.split_seed`),
-    builds its vocabulary on its own training share, early-stops on a validation share
-    of the rest, and scores both models on the fold.
+    builds its vocabulary on its own training texts (and the pretraining texts), runs the
+    pretraining phase if any, early-stops on a validation share of the rest, and scores
+    both models on the fold.
 
     Returns:
         A dict: per-fold accuracies and their mean and standard deviation per model.
     """
     data = load_data(config)
+    pretraining = pretraining_data(config, data)
     per_fold = {"recurrent": [], "bag_of_words": []}
     seconds = {"recurrent": 0.0, "bag_of_words": 0.0}
     for index, (_, heldout) in enumerate(stratified_folds(data.labels, k=folds, seed=config.split_seed)):
-        split = split_data(data, config, heldout_indices=heldout)
+        split = split_data(data, config, heldout_indices=heldout, pretraining=pretraining)
         keras.utils.set_random_seed(config.seed)
         train_data, validation_data = training_batches(split, config)
         model = build_model(split, config, data.class_names)
         start = time.perf_counter()
+        pretrain(model, split, config)
         model.fit(
             train_data,
             epochs=config.epochs,
@@ -454,7 +583,7 @@ def cross_validate(config, folds=10, *, verbose=0, print_fn=print):
             f"fold {index + 1}/{folds}: recurrent {per_fold['recurrent'][-1]:.2%}"
             + (f", bag-of-words {per_fold['bag_of_words'][-1]:.2%}" if config.baseline else "")
         )
-    summary = {"folds": folds}
+    summary = {"folds": folds, "pretraining": None if pretraining is None else pretraining.source}
     for key, values in per_fold.items():
         if values:
             summary[key] = {

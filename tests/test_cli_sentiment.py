@@ -22,6 +22,7 @@ from rnn_toolkit.sentiment_run import SentimentRunConfig
 
 TINY_MODEL = [
     "--units", "4", "--embedding-dim", "4", "--batch-size", "8", "--precision", "float32",
+    "--pretrain", "none",  # 'auto' would pretrain on 49,055 Pang & Lee sentences
 ]
 
 POSITIVE = "great fine wonderful lovely superb moving funny brilliant".split()
@@ -428,3 +429,27 @@ def test_overwrite_forgets_the_previous_runs_best_epoch(tmp_path):
     assert json.loads((run_dir / "best.weights.h5.json").read_text())["epoch"] == 0
     assert "Best epoch 1:" in out
     assert (run_dir / "model.keras").read_bytes() != b"previous"
+
+
+@pytest.mark.slow
+def test_pretraining_on_other_labelled_data(tmp_path):
+    data = write_reviews(tmp_path / "reviews.csv")
+    extra = write_reviews(tmp_path / "extra.csv")
+    run_dir = tmp_path / "run"
+    argv = ["train", "sentiment", "--data", data, *TINY_MODEL, "--epochs", "1",
+            "--run-dir", run_dir, "--pretrain", extra, "--pretrain-epochs", "2"]
+    status, out, err = run_cli(argv)
+    assert status == 0, err
+    assert "Pretraining on 40 texts" in out
+    assert "both models first trained on the 40 texts" in out
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["pretraining"]["texts"] == 40 and info["pretraining"]["epochs"] == 2
+    assert info["pretraining"]["seconds"] > 0
+    assert info["heldout"]["recurrent"]["train_seconds"] >= info["pretraining"]["seconds"]
+
+
+def test_pretraining_on_the_task_data_itself_is_refused(tmp_path):
+    data = write_reviews(tmp_path / "reviews.csv")
+    result = run_cli(["train", "sentiment", "--data", data, *TINY_MODEL[:-2], "--pretrain",
+                      str(data), "--run-dir", tmp_path / "run"])
+    assert_usage_error(result, "--pretrain")

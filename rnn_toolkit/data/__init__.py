@@ -18,7 +18,9 @@ from rnn_toolkit.data.cache import cache_dir, fetch_pypi_distribution
 from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
 from rnn_toolkit.data.dataset_options import pipeline_options
 from rnn_toolkit.data.reviews import (
+    BINARY_CLASS_NAMES,
     LabelledTexts,
+    document_sentences,
     holdout_split,
     load_reviews,
     pang_lee_reviews,
@@ -50,7 +52,9 @@ __all__ = [
     "char_windows",
     "consecutive_char_batches",
     "pipeline_options",
+    "BINARY_CLASS_NAMES",
     "LabelledTexts",
+    "document_sentences",
     "load_reviews",
     "rotten_tomatoes_sentences",
     "pang_lee_reviews",

