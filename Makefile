@@ -33,6 +33,8 @@ notebooks: install
 benchmarks: install
 	$(BIN)/python benchmarks/char_lm_training_throughput.py
 	$(BIN)/python benchmarks/generation_throughput.py
+	$(BIN)/python benchmarks/sentiment_bucketing.py
+	$(BIN)/python benchmarks/sentiment_serving_latency.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

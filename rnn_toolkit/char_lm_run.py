@@ -34,21 +34,14 @@ from rnn_toolkit.data import (
     split_text,
 )
 from rnn_toolkit.data.cache import write_atomically
-from rnn_toolkit.run_folder import (  # noqa: F401  (RunFolder & co. are used by the CLI)
-    BACKUP_DIR,
-    HELDOUT_FILE,
-    MODEL_FILE,
-    EpochBackupAndRestore,
+from rnn_toolkit.run_folder import (
     RunFolder,
     RunSetupError,
-    TrainingClock,
-    load_run_model,
-    next_free_run_dir,
     now,
     prepare_run_folder,
     read_history,
+    run_callbacks,
     save_model_atomically,
-    tensorboard_installed,
     versions,
 )
 from rnn_toolkit.models import build_char_lm
@@ -328,17 +321,7 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         + (", truncated BPTT with carried state" if config.tbptt else "")
     )
 
-    clock = TrainingClock()
-    callbacks = [
-        clock,
-        # Before CSVLogger: a history row then always has its backup on disk.
-        EpochBackupAndRestore(folder.backup, save_freq=config.backup_every),
-        keras.callbacks.CSVLogger(folder.history_csv, append=True),
-    ]
-    if tensorboard_installed():
-        callbacks.append(keras.callbacks.TensorBoard(folder.logs))
-    else:
-        print_fn("(No TensorBoard logs: the tensorboard package is not installed.)")
+    callbacks = run_callbacks(folder, backup_every=config.backup_every, print_fn=print_fn)
     if config.tbptt:
         callbacks.append(ResetCarriedState())
     if config.sample_every:

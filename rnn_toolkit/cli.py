@@ -946,7 +946,8 @@ def _cross_validate(args, config, info):
 
 
 def _demo(args):
-    from rnn_toolkit.char_lm_run import RunFolder, next_free_run_dir, train_char_lm_run
+    from rnn_toolkit.char_lm_run import train_char_lm_run
+    from rnn_toolkit.run_folder import RunFolder, next_free_run_dir
     from rnn_toolkit.export import export_char_lm
 
     start = time.perf_counter()

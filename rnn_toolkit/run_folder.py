@@ -270,3 +270,24 @@ def versions():
 
 def now():
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def run_callbacks(folder, *, backup_every, before_history=(), print_fn=print):
+    """The callbacks every training run uses, in the order that keeps them consistent.
+
+    `TrainingClock` (adds `train_seconds`), the backup (every `backup_every` steps and at
+    epoch ends), then `before_history` (callbacks whose state must be saved before an
+    epoch is recorded, e.g. `KeepBestWeights`), `CSVLogger` (after the backup: a history
+    row always has its backup on disk) and TensorBoard if it is installed.
+    """
+    callbacks = [
+        TrainingClock(),
+        EpochBackupAndRestore(folder.backup, save_freq=backup_every),
+        *before_history,
+        keras.callbacks.CSVLogger(folder.history_csv, append=True),
+    ]
+    if tensorboard_installed():
+        callbacks.append(keras.callbacks.TensorBoard(folder.logs))
+    else:
+        print_fn("(No TensorBoard logs: the tensorboard package is not installed.)")
+    return callbacks

@@ -22,6 +22,7 @@ pretrained state.
 """
 
 import dataclasses
+import re
 import shutil
 import time
 from pathlib import Path
@@ -42,15 +43,13 @@ from rnn_toolkit.data import (
 )
 from rnn_toolkit.models import build_bag_of_words_classifier, build_sentiment_classifier
 from rnn_toolkit.run_folder import (
-    EpochBackupAndRestore,
     RunFolder,
     RunSetupError,
-    TrainingClock,
     now,
     prepare_run_folder,
     read_history,
+    run_callbacks,
     save_model_atomically,
-    tensorboard_installed,
     versions,
 )
 from rnn_toolkit.training import KeepBestWeights
@@ -194,6 +193,21 @@ def _same_source(first, second):
     return first == second
 
 
+def _normalized(text):
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _without_texts_of(pretraining, texts):
+    """`pretraining` without the texts that also occur (up to case, spacing and
+    punctuation) in `texts`: a short review sentence such as "Don't waste your money."
+    can occur in both corpora, and the model must not be trained on what it is scored on."""
+    excluded = {_normalized(text) for text in texts}
+    keep = [i for i, text in enumerate(pretraining.texts) if _normalized(text) not in excluded]
+    if len(keep) == len(pretraining):
+        return pretraining
+    return pretraining.subset(np.asarray(keep, dtype=np.int64))
+
+
 def split_data(data, config, heldout_indices=None, pretraining=None):
     """The train / validation / held-out shares and the vocabulary built on training texts.
 
@@ -203,7 +217,8 @@ def split_data(data, config, heldout_indices=None, pretraining=None):
         heldout_indices: the held-out indices (a cross-validation fold); by default the
             seeded stratified `heldout_fraction`.
         pretraining: `LabelledTexts` of the pretraining phase (see `pretraining_data`):
-            training texts too, so their words join the vocabulary.
+            training texts too, so their words join the vocabulary. Texts that also occur
+            in the held-out or validation share are dropped from it.
     """
     if heldout_indices is None:
         rest, heldout_indices = holdout_split(
@@ -216,6 +231,9 @@ def split_data(data, config, heldout_indices=None, pretraining=None):
         rest_data.labels, fraction=config.validation_fraction, seed=config.split_seed + 1
     )
     train, validation = rest_data.subset(train), rest_data.subset(validation)
+    heldout = data.subset(heldout_indices)
+    if pretraining is not None:
+        pretraining = _without_texts_of(pretraining, heldout.texts + validation.texts)
     vocabulary = WordVocabulary.from_texts(
         train.texts + (pretraining.texts if pretraining is not None else []),
         max_words=config.max_words,
@@ -223,7 +241,7 @@ def split_data(data, config, heldout_indices=None, pretraining=None):
         max_length=config.max_length,
         truncation=config.truncation,
     )
-    return SplitData(train, validation, data.subset(heldout_indices), vocabulary, pretraining)
+    return SplitData(train, validation, heldout, vocabulary, pretraining)
 
 
 def targets(part, config):
@@ -347,11 +365,16 @@ def train_baseline(split, config, class_names, *, verbose=0):
         ],
     )
     seconds = time.perf_counter() - start
-    heldout_ids = split.ids("heldout").to_tensor(0)
+    heldout_ids = split.ids("heldout")
 
     def classify(_texts):
-        logits = model.predict(heldout_ids, batch_size=512, verbose=0)
-        return {"class_id": np.argmax(logits, axis=-1)}
+        # Direct calls in slices: `predict` would trace a new function for every new
+        # model (one per fold in cross-validation) and warn about retracing.
+        logits = [
+            model(heldout_ids[start : start + 512].to_tensor(0), training=False)
+            for start in range(0, int(heldout_ids.nrows()), 512)
+        ]
+        return {"class_id": np.argmax(np.concatenate(logits), axis=-1)}
 
     return heldout_results(classify, split.heldout), seconds
 
@@ -420,7 +443,9 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
             "max": int(lengths.max()),
             "truncated_texts": int((lengths >= config.max_length).sum()),
         },
-        "padding_share": padding_share(train_data),
+        # Measured on a twin pipeline: a pass over `train_data` itself would use up its
+        # first shuffle, and training would not see the batches a fresh pipeline does.
+        "padding_share": padding_share(training_batches(split, config)[0]),
         "dtype_policy": model.dtype_policy_name,
         "parameters": int(model.count_params()),
         "resumed_from_epoch": resumed_from,
@@ -459,14 +484,9 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
     best = KeepBestWeights(
         folder.path / BEST_WEIGHTS_FILE, monitor=config.monitor, mode="max", patience=config.patience
     )
-    callbacks = [
-        TrainingClock(),
-        EpochBackupAndRestore(folder.backup, save_freq=config.backup_every),
-        best,
-        keras.callbacks.CSVLogger(folder.history_csv, append=True),
-    ]
-    if tensorboard_installed():
-        callbacks.append(keras.callbacks.TensorBoard(folder.logs))
+    callbacks = run_callbacks(
+        folder, backup_every=config.backup_every, before_history=[best], print_fn=print_fn
+    )
     model.fit(
         train_data,
         epochs=config.epochs,

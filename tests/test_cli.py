@@ -207,7 +207,7 @@ def test_train_refuses_to_replace_a_finished_run(tiny_corpus, tmp_path, capsys):
 
 
 def test_resuming_with_other_settings_is_refused(tiny_corpus, tmp_path, capsys):
-    folder = char_lm_run.RunFolder(tmp_path / "run")
+    folder = run_folder.RunFolder(tmp_path / "run")
     folder.backup.mkdir(parents=True)
     settings = dataclass_settings(corpus=str(tiny_corpus), units=32)
     folder.write_run_info({"settings": settings})
@@ -229,14 +229,14 @@ def test_prompt_escapes():
 
 def test_next_free_run_dir_skips_finished_runs_only(tmp_path):
     base = tmp_path / "char_lm"
-    assert char_lm_run.next_free_run_dir(base) == base
+    assert run_folder.next_free_run_dir(base) == base
     base.mkdir()
     (base / "model.keras").write_bytes(b"x")
-    assert char_lm_run.next_free_run_dir(base) == tmp_path / "char_lm-2"
+    assert run_folder.next_free_run_dir(base) == tmp_path / "char_lm-2"
     interrupted = tmp_path / "char_lm-2"
     (interrupted / "backup").mkdir(parents=True)
     (interrupted / "model.keras").write_bytes(b"x")
-    assert char_lm_run.next_free_run_dir(base) == interrupted
+    assert run_folder.next_free_run_dir(base) == interrupted
 
 
 def test_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):

@@ -42,7 +42,7 @@ BINARY_CLASS_NAMES = ("negative", "positive")
 TFDS_PREFIX = "tfds:"
 
 # A sentence ends at . ! or ? (and closing quotes/brackets) followed by whitespace.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+")
 
 # Subfolders of a class-per-folder tree that hold no labelled text (aclImdb's
 # unlabelled reviews) and are skipped unless named in `class_names`.
