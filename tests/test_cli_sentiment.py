@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnn_toolkit import cli, sentiment_run
+from rnn_toolkit import cli, run_folder
 from rnn_toolkit.char_lm_run import CharLMRunConfig
 from rnn_toolkit.sentiment_run import SentimentRunConfig
 
@@ -382,7 +382,7 @@ def test_an_interrupted_run_resumes(tmp_path, monkeypatch):
     argv = ["train", "sentiment", "--data", data, *TINY_MODEL, "--epochs", "4", "--patience", "9",
             "--no-baseline", "--backup-every", "3", "--run-dir", run_dir]
 
-    class InterruptedClock(sentiment_run.TrainingClock):
+    class InterruptedClock(run_folder.TrainingClock):
         """Ctrl-C as the third epoch begins: two epochs are backed up and logged."""
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -391,7 +391,7 @@ def test_an_interrupted_run_resumes(tmp_path, monkeypatch):
             super().on_epoch_begin(epoch, logs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(sentiment_run, "TrainingClock", InterruptedClock)
+        patch.setattr(run_folder, "TrainingClock", InterruptedClock)
         status, _, err = run_cli(argv)
     assert status == 130 and "rerun the same command to resume" in err
     assert (run_dir / "backup").is_dir() and not (run_dir / "model.keras").exists()
@@ -434,7 +434,14 @@ def test_overwrite_forgets_the_previous_runs_best_epoch(tmp_path):
 @pytest.mark.slow
 def test_pretraining_on_other_labelled_data(tmp_path):
     data = write_reviews(tmp_path / "reviews.csv")
-    extra = write_reviews(tmp_path / "extra.csv")
+    # Other sentences than the task's (shared ones would be dropped from pretraining).
+    extra = tmp_path / "extra.csv"
+    extra.write_text(
+        "text,label\n"
+        + "".join(f"pretraining sentence {i} is {'great' if i % 2 else 'awful'},"
+                  f"{'positive' if i % 2 else 'negative'}\n" for i in range(40)),
+        encoding="utf-8",
+    )
     run_dir = tmp_path / "run"
     argv = ["train", "sentiment", "--data", data, *TINY_MODEL, "--epochs", "1",
             "--run-dir", run_dir, "--pretrain", extra, "--pretrain-epochs", "2"]
