@@ -143,6 +143,7 @@ def test_attention_weights_cover_the_words():
 
 def test_save_and_load_round_trip(tmp_path):
     model = tiny(pooling="attention", bidirectional=True, word_dropout=0.1, class_names=("a", "b", "c"))
+    model.optimizer.build(model.trainable_variables)  # as after training: saved with its state
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
