@@ -22,6 +22,7 @@ pretrained state.
 """
 
 import dataclasses
+import json
 import re
 import shutil
 import time
@@ -495,7 +496,7 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
         verbose=verbose,
     )
     history = read_history(folder.history_csv)
-    folder.history_json.write_text(__import__("json").dumps(history, indent=1) + "\n")
+    folder.history_json.write_text(json.dumps(history, indent=1) + "\n")
     train_seconds = float(sum(history.get("train_seconds", [])))
     print_fn(
         f"Best epoch {best.best_epoch + 1}: {config.monitor} {best.best:.4f}; scoring the "
