@@ -18,7 +18,6 @@ holds `backup/`, and *empty* otherwise.
 """
 
 import dataclasses
-import json
 import math
 import shutil
 from pathlib import Path
@@ -39,7 +38,6 @@ from rnn_toolkit.run_folder import (
     RunSetupError,
     now,
     prepare_run_folder,
-    read_history,
     run_callbacks,
     save_model_atomically,
     versions,
@@ -346,8 +344,7 @@ def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=p
         verbose=verbose,
     )
 
-    history = read_history(folder.history_csv)
-    folder.history_json.write_text(json.dumps(history, indent=1) + "\n")
+    history = folder.save_history()
     train_seconds = float(sum(history.get("train_seconds", [])))
     epochs_done = len(history.get("epoch", []))
     tokens = epochs_done * steps_per_epoch * config.batch_size * config.sequence_length

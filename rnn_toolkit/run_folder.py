@@ -88,6 +88,12 @@ class RunFolder:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def save_history(self):
+        """Reads `history.csv` (see `read_history`), writes it as `history.json`, returns it."""
+        history = read_history(self.history_csv)
+        self.history_json.write_text(json.dumps(history, indent=1) + "\n")
+        return history
+
     def clear(self):
         """Deletes the files a run writes (and nothing else the folder may hold)."""
         for file in (self.model, self.run_json, self.heldout, self.history_csv, self.history_json):

@@ -22,7 +22,6 @@ pretrained state.
 """
 
 import dataclasses
-import json
 import re
 import shutil
 import time
@@ -48,7 +47,6 @@ from rnn_toolkit.run_folder import (
     RunSetupError,
     now,
     prepare_run_folder,
-    read_history,
     run_callbacks,
     save_model_atomically,
     versions,
@@ -120,8 +118,14 @@ class SplitData:
     vocabulary: WordVocabulary
     pretraining: object = None  # LabelledTexts for the pretraining phase, or None
 
+    _ids: dict = dataclasses.field(default_factory=dict, repr=False)
+
     def ids(self, part):
-        return encode_texts(getattr(self, part).texts, self.vocabulary)
+        """Word ids of `part` ("train", "validation", "heldout" or "pretraining"), tokenized
+        once: the recurrent model, its baseline and the reports all use them."""
+        if part not in self._ids:
+            self._ids[part] = encode_texts(getattr(self, part).texts, self.vocabulary)
+        return self._ids[part]
 
 
 def load_data(config):
@@ -324,7 +328,7 @@ def pretrain(model, split, config, *, verbose=0):
         return 0.0
     start = time.perf_counter()
     batches = text_classification_batches(
-        encode_texts(split.pretraining.texts, split.vocabulary),
+        split.ids("pretraining"),
         split.pretraining.labels,
         batch_size=config.pretrain_batch_size,
         bucketing=config.bucketing,
@@ -347,12 +351,9 @@ def train_baseline(split, config, class_names, *, verbose=0):
     start = time.perf_counter()
     model = build_bag_of_words_classifier(split.vocabulary, class_names=class_names, l2=config.baseline_l2)
     pretrain(model, split, config)
-    train = text_classification_batches(
-        split.ids("train"), split.train.labels, batch_size=config.batch_size, seed=config.seed
-    )
-    validation = text_classification_batches(
-        split.ids("validation"), split.validation.labels, batch_size=256, shuffle=False
-    )
+    # The recurrent model's own batches; the baseline learns class labels even when the
+    # recurrent model regresses on scores.
+    train, validation = training_batches(split, dataclasses.replace(config, head="classes"))
     model.fit(
         train,
         validation_data=validation,
@@ -495,8 +496,7 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
         callbacks=callbacks,
         verbose=verbose,
     )
-    history = read_history(folder.history_csv)
-    folder.history_json.write_text(json.dumps(history, indent=1) + "\n")
+    history = folder.save_history()
     train_seconds = float(sum(history.get("train_seconds", [])))
     print_fn(
         f"Best epoch {best.best_epoch + 1}: {config.monitor} {best.best:.4f}; scoring the "
