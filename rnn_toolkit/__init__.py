@@ -19,7 +19,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from rnn_toolkit import data, decoding, export, layers, models, training  # noqa: E402
-from rnn_toolkit.models import build_char_lm, build_sentiment_classifier  # noqa: E402
+from rnn_toolkit.models import (  # noqa: E402
+    build_char_lm,
+    build_sentiment_classifier,
+    build_translator,
+)
 from rnn_toolkit.training import ClipNormSchedule, ResetCarriedState, SampleText  # noqa: E402
 
 __version__ = "0.1.0"
@@ -30,6 +34,7 @@ __all__ = [
     "SampleText",
     "build_char_lm",
     "build_sentiment_classifier",
+    "build_translator",
     "data",
     "decoding",
     "export",

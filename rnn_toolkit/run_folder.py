@@ -94,9 +94,11 @@ class RunFolder:
         self.history_json.write_text(json.dumps(history, indent=1) + "\n")
         return history
 
-    def clear(self):
-        """Deletes the files a run writes (and nothing else the folder may hold)."""
-        for file in (self.model, self.run_json, self.heldout, self.history_csv, self.history_json):
+    def clear(self, task_files=()):
+        """Deletes the files a run writes, plus `task_files` (names in the folder), and
+        nothing else the folder may hold."""
+        files = (self.model, self.run_json, self.heldout, self.history_csv, self.history_json)
+        for file in files + tuple(self.path / name for name in task_files):
             file.unlink(missing_ok=True)
         for folder in (self.logs, self.backup):
             shutil.rmtree(folder, ignore_errors=True)
@@ -137,7 +139,7 @@ def load_run_model(run_dir):
     return keras.saving.load_model(folder.model), folder.read_run_info()
 
 
-def prepare_run_folder(folder, config, overwrite, print_fn, *, resume_settings):
+def prepare_run_folder(folder, config, overwrite, print_fn, *, resume_settings, task_files=()):
     """Refuses, clears or resumes according to what `folder` holds.
 
     Args:
@@ -147,13 +149,16 @@ def prepare_run_folder(folder, config, overwrite, print_fn, *, resume_settings):
         overwrite: clear the folder whatever it holds.
         print_fn: where the resume message goes.
         resume_settings: the setting names that must not change across a resume.
+        task_files: names of files a task module adds to its run folders (a best-epoch
+            checkpoint, say); a fresh start deletes them with the common ones, so a
+            previous run's best epoch cannot pass for this one's.
 
     Returns:
         The epoch (0-based) an interrupted run resumes at, or None for a fresh start.
     """
     state = folder.state
     if overwrite:
-        folder.clear()
+        folder.clear(task_files)
         return None
     if state == "finished":
         raise RunSetupError(
@@ -163,7 +168,7 @@ def prepare_run_folder(folder, config, overwrite, print_fn, *, resume_settings):
         )
     if state == "empty":
         # Left-overs of a run killed before its first backup: nothing to resume.
-        folder.clear()
+        folder.clear(task_files)
         return None
     previous = (folder.read_run_info() or {}).get("settings", {})
     current = dataclasses.asdict(config)

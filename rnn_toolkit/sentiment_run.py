@@ -407,14 +407,10 @@ def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn
     )
     fresh_start = overwrite or folder.state != "interrupted"
     resumed_from = prepare_run_folder(
-        folder, config, overwrite, print_fn, resume_settings=_RESUME_SETTINGS
+        folder, config, overwrite, print_fn, resume_settings=_RESUME_SETTINGS,
+        task_files=(BEST_WEIGHTS_FILE, BEST_WEIGHTS_FILE + ".json"),
     )
     previous = {} if fresh_start else folder.read_run_info() or {}
-    if fresh_start:
-        # RunFolder.clear() knows only the common files: a previous run's best epoch
-        # would otherwise be "the best so far" of this one (and restored at the end).
-        for name in (BEST_WEIGHTS_FILE, BEST_WEIGHTS_FILE + ".json"):
-            (folder.path / name).unlink(missing_ok=True)
     keras.utils.set_random_seed(config.seed)
     train_data, validation_data = training_batches(split, config)
     model = build_model(split, config, data.class_names)

@@ -142,7 +142,7 @@ def test_demo_help_says_how_reruns_behave(capsys):
         (["train", "--learning-rate", "abc"], "--learning-rate"),
         (["train", "--clip-norm", "nan"], "--clip-norm"),
         (["train", "--cell", "transformer"], "--cell"),
-        (["train", "translator"], "task"),
+        (["train", "bogus"], "task"),
         (["sample", "--top-p", "1.5"], "--top-p"),
         (["sample", "--max-length", "-3"], "--max-length"),
         (["export", "--version", "0"], "--version"),

@@ -1,5 +1,7 @@
 """Tests for rnn_toolkit.data.text_batches: encoding texts and length-bucketed batches."""
 
+import importlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,7 +11,11 @@ from rnn_toolkit.data import (
     encode_texts,
     padding_share,
     text_classification_batches,
+    translation_batches,
 )
+
+# The module, not the `rnn` function that keras.src.backend.tensorflow also exports.
+keras_tf_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
 
 
 def _ragged(lengths):
@@ -122,3 +128,108 @@ def test_padding_share():
     dataset = tf.data.Dataset.from_tensors((ids, tf.constant([0, 1])))
     assert padding_share(dataset) == 5 / 8
     assert padding_share(dataset.take(0)) == 0.0
+
+
+# --- Translation batches (teacher forcing) -----------------------------------------------
+
+START, END = 2, 3
+
+
+def _pairs(source_lengths, target_lengths):
+    """Source row i holds id 10 + i, target row i id 100 + i: rows name their pair."""
+    source = tf.ragged.constant([[10 + i] * n for i, n in enumerate(source_lengths)], dtype=tf.int32)
+    target = tf.ragged.constant([[100 + i] * n for i, n in enumerate(target_lengths)], dtype=tf.int32)
+    return source, target
+
+
+def _translation_epoch(dataset):
+    return [(s.numpy(), i.numpy(), t.numpy()) for (s, i), t in dataset]
+
+
+@pytest.mark.parametrize("bucketing", [True, False])
+def test_translation_batches_shift_the_target_for_teacher_forcing(bucketing):
+    source_lengths = LENGTHS[:30]
+    target_lengths = [(n * 7) % 11 for n in source_lengths]  # 0..10, an empty target included
+    assert 0 in target_lengths
+    dataset = translation_batches(
+        *_pairs(source_lengths, target_lengths), start_id=START, end_id=END, batch_size=4,
+        pool_batches=2, bucketing=bucketing,
+    )
+    batches = _translation_epoch(dataset)
+    assert int(dataset.cardinality()) == len(batches) == 8
+    seen = []
+    for source, decoder_input, decoder_target in batches:
+        assert source.dtype == decoder_input.dtype == decoder_target.dtype == np.int32
+        assert decoder_input.shape == decoder_target.shape
+        assert decoder_input.shape[1] == max(target_lengths[s[0] - 10] for s in source) + 1
+        for source_row, input_row, target_row in zip(source, decoder_input, decoder_target):
+            pair = int(source_row[0]) - 10
+            seen.append(pair)
+            n, m = source_lengths[pair], target_lengths[pair]
+            assert source_row[:n].tolist() == [10 + pair] * n and not source_row[n:].any()
+            words = [100 + pair] * m
+            assert input_row[: m + 1].tolist() == [START] + words and not input_row[m + 1 :].any()
+            assert target_row[: m + 1].tolist() == words + [END] and not target_row[m + 1 :].any()
+    assert sorted(seen) == list(range(30))
+
+
+def test_translation_masks_pass_the_cudnn_runtime_checks():
+    # Both the source and the decoder input feed cuDNN-eligible layers: every mask must be
+    # right-padded with a valid first step. Decoder input and target masks line up.
+    dataset = translation_batches(
+        *_pairs(LENGTHS, [n % 5 for n in LENGTHS]), start_id=START, end_id=END, batch_size=6
+    )
+    for (source, decoder_input), decoder_target in dataset:
+        for ids in (source, decoder_input):
+            mask = tf.not_equal(ids, 0)
+            assert bool(keras_tf_rnn._is_sequence_right_padded(mask))
+            assert not bool(keras_tf_rnn._has_fully_masked_sequence(mask))
+        np.testing.assert_array_equal(decoder_input.numpy() != 0, decoder_target.numpy() != 0)
+
+
+def test_translation_bucketing_pads_far_less():
+    pairs = _pairs(LENGTHS, LENGTHS[::-1])
+    kwargs = dict(start_id=START, end_id=END, batch_size=8)
+    bucketed = padding_share(translation_batches(*pairs, **kwargs))
+    unsorted = padding_share(translation_batches(*pairs, bucketing=False, **kwargs))
+    assert unsorted > 0.3 and bucketed < unsorted / 4
+
+
+def test_translation_batches_same_seed_same_batches():
+    pairs = _pairs(LENGTHS, LENGTHS)
+
+    def order(seed):
+        dataset = translation_batches(*pairs, start_id=START, end_id=END, batch_size=5, seed=seed)
+        return [int(s[0]) for (source, _), _ in dataset for s in source.numpy()]
+
+    assert order(0) == order(0) and order(0) != order(1)
+
+
+def test_translation_batches_accept_int64_ids_and_no_pairs():
+    source = tf.ragged.constant([[5, 6]], dtype=tf.int64)
+    target = tf.ragged.constant([[7]], dtype=tf.int64)
+    ((s, i), t), = list(translation_batches(source, target, start_id=START, end_id=END, shuffle=False))
+    assert s.dtype == i.dtype == t.dtype == tf.int32
+    assert (i.numpy().tolist(), t.numpy().tolist()) == ([[START, 7]], [[7, END]])
+    empty = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32), tf.zeros([0], tf.int64))
+    none = translation_batches(empty, empty, start_id=START, end_id=END)
+    assert int(none.cardinality()) == 0 and list(none) == []
+
+
+def test_translation_batches_errors():
+    source, target = _pairs([1, 2], [1, 2])
+    with pytest.raises(ValueError, match="one row per pair"):
+        translation_batches(source, target[:1], start_id=START, end_id=END)
+    with pytest.raises(TypeError, match="`source_ids`"):
+        translation_batches(np.ones((2, 3), np.int32), target, start_id=START, end_id=END)
+    with pytest.raises(TypeError, match="`target_ids`"):
+        translation_batches(source, np.ones((2, 3), np.int32), start_id=START, end_id=END)
+    with pytest.raises(ValueError, match="empty row"):
+        translation_batches(*_pairs([1, 0], [1, 1]), start_id=START, end_id=END)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        translation_batches(source, target, start_id=START, end_id=END, batch_size=0)
+    # An empty target is fine: the decoder then learns to stop at once.
+    ((_, decoder_input), decoder_target), = list(
+        translation_batches(*_pairs([1], [0]), start_id=START, end_id=END)
+    )
+    assert (decoder_input.numpy().tolist(), decoder_target.numpy().tolist()) == ([[START]], [[END]])

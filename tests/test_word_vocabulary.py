@@ -166,3 +166,103 @@ def test_saved_model_reload_gives_identical_ids(vocab, tmp_path):
     loaded = tf.saved_model.load(str(tmp_path / "tokenizer"))
     assert loaded.encode(texts).numpy().tolist() == expected.tolist()
     assert expected.tolist()[1] == [1, 0, 0, 0, 0]
+
+
+# --- Case, sequence markers and decoding (target vocabularies) ----------------------------
+
+SPANISH = ["¿", "qué", "?", "¡", "hola", ",", "!", "(", ")", "dijo", ".", "casa", "don't"]
+
+
+@pytest.fixture
+def target():
+    return WordVocabulary(SPANISH, sequence_markers=True, max_length=20)
+
+
+def test_lowercase_false_keeps_case_apart():
+    cased = WordVocabulary(["The", "the"], lowercase=False)
+    assert cased.encode(["The the THE"]).to_list() == [[2, 3, 1]]
+    assert WordVocabulary(["the"]).encode(["The THE"]).to_list() == [[2, 2]]
+    built = WordVocabulary.from_texts(["The the THE"], min_count=1, lowercase=False)
+    assert built.words == ["THE", "The", "the"] and built.lowercase is False
+    assert WordVocabulary.from_texts(["The the THE"], min_count=1).words == ["the"]
+
+
+def test_sequence_markers_layout(target):
+    assert (target.start_id, target.end_id, target.first_word_id) == (2, 3, 4)
+    assert target.tokens[:4] == ["", "[UNK]", "[START]", "[END]"]
+    assert target.tokens[4:] == SPANISH and target.words == SPANISH
+    assert target.size == len(SPANISH) + 4 == len(target.tokens)
+    assert target.encode(["¿Qué casa?"]).to_list() == [[4, 5, 15, 6]]
+    # Without markers words start at 2 and the marker ids do not exist.
+    plain = WordVocabulary(SPANISH)
+    assert plain.first_word_id == 2 and plain.size == len(SPANISH) + 2
+    assert plain.tokens == ["", "[UNK]"] + SPANISH
+    assert plain.encode(["¿"]).to_list() == [[2]]
+    # The markers are not words: text that spells them is unknown.
+    assert target.encode(["[START] [END]"]).to_list()[0].count(2) == 0
+
+
+@pytest.mark.parametrize("attribute", ["start_id", "end_id"])
+def test_marker_ids_need_sequence_markers(attribute):
+    with pytest.raises(ValueError, match=f"`{attribute}`.*sequence_markers=True"):
+        getattr(WordVocabulary(["a"]), attribute)
+
+
+@pytest.mark.parametrize("reserved", ["[START]", "[END]"])
+def test_reserved_tokens_are_rejected_as_words_with_markers(reserved):
+    with pytest.raises(ValueError, match="reserved tokens"):
+        WordVocabulary(["a", reserved], sequence_markers=True)
+
+
+def test_decode_drops_padding_and_undoes_punctuation_spacing(target):
+    ids = [[4, 5, 6, 0, 0], [7, 8, 9, 10, 0], [11, 13, 12, 14, 16]]
+    assert [t.decode() for t in target.decode(ids).numpy()] == [
+        "¿qué?", "¡hola,!", "(dijo). don't",
+    ]
+    # Padding in the middle is dropped too; other ids (markers, unknown) are kept as tokens.
+    assert target.decode(tf.constant([[8, 0, 2, 3, 1]], tf.int64)).numpy().tolist() == [
+        b"hola [START] [END] [UNK]"
+    ]
+
+
+def test_decode_respects_lengths(target):
+    ids = tf.constant([[4, 5, 6, 3], [8, 15, 3, 0], [15, 15, 15, 15]])
+    texts = target.decode(ids, lengths=tf.constant([3, 2, 0])).numpy().tolist()
+    assert texts == ["¿qué?".encode(), b"hola casa", b""]
+    # A length beyond the row is the whole row.
+    assert target.decode([[15, 15]], lengths=[9]).numpy().tolist() == [b"casa casa"]
+
+
+def test_decode_of_no_rows(target):
+    assert target.decode(tf.zeros([0, 3], tf.int32)).shape == [0]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    ["¿qué casa?", "¡hola, casa!", "dijo (hola) don't.", "¿¡qué!?", "casa, casa."],
+)
+def test_encode_decode_round_trip_of_a_normalised_sentence(target, sentence):
+    ids = target.encode([sentence, "hola"]).to_tensor()  # row 0 padded or not, both work
+    assert target.decode(ids).numpy().tolist()[0].decode() == sentence
+
+
+def test_decode_in_tf_function(target):
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)])
+    def decode(ids, lengths):
+        return target.decode(ids, lengths)
+
+    result = decode(tf.constant([[4, 5, 6, 3]]), tf.constant([3]))
+    assert result.numpy().tolist() == ["¿qué?".encode()]
+
+
+def test_config_roundtrip_keeps_case_and_markers(target):
+    cased = WordVocabulary(["Casa", "casa"], lowercase=False, sequence_markers=True, max_length=5)
+    config = cased.get_config()
+    assert (config["lowercase"], config["sequence_markers"]) == (False, True)
+    assert config["words"] == ["Casa", "casa"]
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cased))
+    assert (restored.lowercase, restored.sequence_markers, restored.end_id) == (False, True, 3)
+    assert restored.tokens == cased.tokens
+    assert restored.encode(["Casa casa CASA"]).to_list() == [[4, 5, 1]]
+    plain = WordVocabulary.from_config(WordVocabulary(["a"]).get_config())
+    assert (plain.lowercase, plain.sequence_markers, plain.first_word_id) == (True, False, 2)

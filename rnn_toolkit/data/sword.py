@@ -13,6 +13,11 @@ The zText format, per testament (`ot`, `nt`):
   verse slot (size 0: an empty slot, such as a chapter heading slot);
 * the verse text carries markup (`<w lemma=...>`, `<note>...</note>`, ...) to strip.
 
+Besides verses, a testament has heading slots: one per book (holding the book's title, e.g.
+"The First Book of Moses, called Genesis" / "Génesis") and one per chapter (mostly empty;
+Psalm 119's "א ALEPH." sits there in the KJV). `read_ztext(..., headings=False)` reads them
+as empty, so that only verse text remains and the slot order is kept.
+
 `read_ztext` reads a module folder; `read_deb_members` takes files out of a `.deb` without
 `dpkg`, so a downloaded package need not be installed.
 """
@@ -31,6 +36,13 @@ _VERSE = struct.Struct("<IIH")
 # Footnotes and cross-references are not part of the verse's wording.
 _NOTE = re.compile(r"<note\b[^>]*>.*?</note>", re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
+# OSIS start milestones of a book or a chapter mark a heading slot (end milestones use eID;
+# `\b` keeps `osisID=` from passing for `sID=`).
+_HEADING_START = re.compile(
+    r"<chapter\b[^>]*\bsID=|<div\b(?=[^>]*\btype=\"book\")[^>]*\bsID="
+)
+# The KJV marks paragraph starts with a pilcrow: layout, not wording.
+_PILCROW = "\u00b6"
 _SPACE = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r" ([,.;:!?)\]»’”])")
 _SPACE_AFTER_OPENING = re.compile(r"([(\[«¿¡‘“]) ")
@@ -38,7 +50,7 @@ _SPACE_AFTER_OPENING = re.compile(r"([(\[«¿¡‘“]) ")
 
 def strip_markup(text):
     """Verse text without notes, tags and extra whitespace."""
-    text = _NOTE.sub(" ", text)
+    text = _NOTE.sub(" ", text).replace(_PILCROW, " ")
     # A tag may be the only thing between two words, so it becomes a space; the spaces
     # that leaves before punctuation ("earth ." from "<w>earth</w>.") are then removed.
     text = _SPACE.sub(" ", _TAG.sub(" ", text))
@@ -46,7 +58,7 @@ def strip_markup(text):
     return _SPACE_AFTER_OPENING.sub(r"\1", text).strip()
 
 
-def read_ztext(module_dir, *, encoding="utf-8"):
+def read_ztext(module_dir, *, encoding="utf-8", headings=True):
     """Every verse slot of a zText module, Old Testament then New.
 
     Args:
@@ -54,6 +66,8 @@ def read_ztext(module_dir, *, encoding="utf-8"):
             (either testament may be missing).
         encoding: the module's text encoding (UTF-8 for the Debian modules; the module's
             `.conf` says `Encoding=UTF-8`). Undecodable bytes become U+FFFD.
+        headings: if False, book and chapter heading slots (those opening a book or a
+            chapter with an OSIS start milestone) read as `""`, leaving verse text only.
 
     Returns:
         A list of strings, one per slot, markup stripped; empty slots are `""`.
@@ -71,7 +85,9 @@ def read_ztext(module_dir, *, encoding="utf-8"):
             continue
         found = True
         blocks_index, verses_index, data = (path.read_bytes() for path in paths)
-        verses.extend(_testament_verses(blocks_index, verses_index, data, encoding, testament))
+        verses.extend(
+            _testament_verses(blocks_index, verses_index, data, encoding, testament, headings)
+        )
     if not found:
         raise FileNotFoundError(
             f"{str(folder)!r} holds no zText testament (ot.bzs/.bzv/.bzz or nt.*)."
@@ -79,7 +95,7 @@ def read_ztext(module_dir, *, encoding="utf-8"):
     return verses
 
 
-def _testament_verses(blocks_index, verses_index, data, encoding, testament):
+def _testament_verses(blocks_index, verses_index, data, encoding, testament, headings):
     blocks = [_BLOCK.unpack_from(blocks_index, i) for i in range(0, len(blocks_index) - 11, 12)]
     cache = {}
 
@@ -100,8 +116,11 @@ def _testament_verses(blocks_index, verses_index, data, encoding, testament):
         if size == 0:
             verses.append("")
             continue
-        raw = block(number)[offset : offset + size]
-        verses.append(strip_markup(raw.decode(encoding, errors="replace")))
+        text = block(number)[offset : offset + size].decode(encoding, errors="replace")
+        if not headings and _HEADING_START.search(text):
+            verses.append("")
+            continue
+        verses.append(strip_markup(text))
     return verses
 
 

@@ -87,27 +87,15 @@ def text_classification_batches(
             "`token_ids` has an empty row; every text needs at least one token (an all-padding "
             "row breaks the cuDNN kernels' masks). WordVocabulary.encode guarantees this."
         )
-    lengths = tf.cast(token_ids.row_lengths(), tf.int32)
     targets = tf.constant(targets)
-
-    indices = tf.data.Dataset.range(count)
-    if shuffle and count:
-        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    if bucketing:
-        pool_size = pool_batches * batch_size
-
-        def sorted_batches(pool):
-            order = tf.argsort(tf.gather(lengths, pool), stable=True)
-            return tf.data.Dataset.from_tensor_slices(tf.gather(pool, order)).batch(batch_size)
-
-        batches = indices.batch(pool_size).flat_map(sorted_batches)
-        full_pools, rest = divmod(count, pool_size)
-        cardinality = full_pools * pool_batches + math.ceil(rest / batch_size)
-        batches = batches.apply(tf.data.experimental.assert_cardinality(cardinality))
-        if shuffle:
-            batches = batches.shuffle(2 * pool_batches, seed=seed + 1, reshuffle_each_iteration=True)
-    else:
-        batches = indices.batch(batch_size)
+    batches = _index_batches(
+        tf.cast(token_ids.row_lengths(), tf.int32),
+        batch_size=batch_size,
+        bucketing=bucketing,
+        pool_batches=pool_batches,
+        shuffle=shuffle,
+        seed=seed,
+    )
 
     def gather(batch):
         ids = tf.gather(token_ids, batch).to_tensor(0)
@@ -116,10 +104,137 @@ def text_classification_batches(
     return finish_pipeline(batches.map(gather))
 
 
+def translation_batches(
+    source_ids,
+    target_ids,
+    *,
+    start_id,
+    end_id,
+    batch_size=64,
+    bucketing=True,
+    pool_batches=50,
+    shuffle=True,
+    seed=0,
+):
+    """Teacher-forcing batches for an encoder-decoder: `((source, decoder_input), target)`.
+
+    The decoder reads the target shifted right: `decoder_input` is `[START] w1 ... wn`
+    and it learns to predict `target` = `w1 ... wn [END]` at the same positions, so at
+    every step it is fed the true previous word, not its own guess (teacher forcing).
+    All three tensors are right-padded with 0, the source and decoder input rows each
+    hold at least one real token, and pairs of similar length share a batch (bucketing
+    by source length, then target length, as in `text_classification_batches`).
+
+    Args:
+        source_ids: int `tf.RaggedTensor` `[n, None]` (from `encode_texts`), no empty row.
+        target_ids: int `tf.RaggedTensor` `[n, None]`, the target words without markers.
+        start_id: the target vocabulary's `[START]` id.
+        end_id: the target vocabulary's `[END]` id.
+        batch_size: pairs per batch.
+        bucketing: group pairs of similar length (True) or batch them in random order.
+        pool_batches: batches per sorted pool.
+        shuffle: shuffle pairs and batches anew every epoch.
+        seed: the shuffling seed.
+
+    Returns:
+        A prefetched `tf.data.Dataset` of `((int32 [batch, S], int32 [batch, T + 1]),
+        int32 [batch, T + 1])` with known cardinality.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> import rnn_toolkit.data
+    >>> source = tf.ragged.constant([[5, 6, 7], [5]])
+    >>> target = tf.ragged.constant([[8, 9], [8]])
+    >>> ds = rnn_toolkit.data.translation_batches(
+    ...     source, target, start_id=2, end_id=3, batch_size=2, shuffle=False)
+    >>> (source_batch, decoder_input), decoder_target = next(iter(ds))
+    >>> decoder_input.numpy().tolist(), decoder_target.numpy().tolist()
+    ([[2, 8, 0], [2, 8, 9]], [[8, 3, 0], [8, 9, 3]])
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    pool_batches = check_positive_int("pool_batches", pool_batches)
+    for name, ids in (("source_ids", source_ids), ("target_ids", target_ids)):
+        if not isinstance(ids, tf.RaggedTensor):
+            raise TypeError(
+                f"`{name}` must be a tf.RaggedTensor of word ids (see encode_texts); got "
+                f"{type(ids).__name__}."
+            )
+    count = int(source_ids.nrows())
+    if int(target_ids.nrows()) != count:
+        raise ValueError(
+            f"`source_ids` and `target_ids` must have one row per pair: {count} sources for "
+            f"{int(target_ids.nrows())} targets."
+        )
+    if count and int(tf.reduce_min(source_ids.row_lengths())) == 0:
+        raise ValueError(
+            "`source_ids` has an empty row; every source needs at least one token (an "
+            "all-padding row breaks the cuDNN kernels' masks)."
+        )
+    source_lengths = tf.cast(source_ids.row_lengths(), tf.int32)
+    target_lengths = tf.cast(target_ids.row_lengths(), tf.int32)
+    longest_target = tf.reduce_max(tf.concat([target_lengths, [0]], axis=0))
+    batches = _index_batches(
+        source_lengths * (longest_target + 1) + target_lengths,
+        batch_size=batch_size,
+        bucketing=bucketing,
+        pool_batches=pool_batches,
+        shuffle=shuffle,
+        seed=seed,
+    )
+    source_ids = tf.cast(source_ids, tf.int32)
+    target_ids = tf.cast(target_ids, tf.int32)
+
+    def gather(batch):
+        source = tf.gather(source_ids, batch).to_tensor(0)
+        target = tf.gather(target_ids, batch)
+        rows = tf.shape(batch)[:1]
+        start = tf.RaggedTensor.from_tensor(tf.fill(tf.concat([rows, [1]], 0), start_id))
+        end = tf.RaggedTensor.from_tensor(tf.fill(tf.concat([rows, [1]], 0), end_id))
+        decoder_input = tf.concat([start, target], axis=1).to_tensor(0)
+        decoder_target = tf.concat([target, end], axis=1).to_tensor(0)
+        return (source, decoder_input), decoder_target
+
+    return finish_pipeline(batches.map(gather))
+
+
+def _index_batches(sort_keys, *, batch_size, bucketing, pool_batches, shuffle, seed):
+    """Batches of example indices; with `bucketing`, sorted pools keep similar keys together.
+
+    The (shuffled) indices are taken in pools of `pool_batches * batch_size`; each pool is
+    sorted by `sort_keys` and cut into batches, and the batches are shuffled again. The
+    cardinality is set, so Keras knows the number of steps per epoch.
+    """
+    count = int(sort_keys.shape[0])
+    indices = tf.data.Dataset.range(count)
+    if shuffle and count:
+        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    if not bucketing:
+        return indices.batch(batch_size)
+    pool_size = pool_batches * batch_size
+
+    def sorted_batches(pool):
+        order = tf.argsort(tf.gather(sort_keys, pool), stable=True)
+        return tf.data.Dataset.from_tensor_slices(tf.gather(pool, order)).batch(batch_size)
+
+    batches = indices.batch(pool_size).flat_map(sorted_batches)
+    full_pools, rest = divmod(count, pool_size)
+    cardinality = full_pools * pool_batches + math.ceil(rest / batch_size)
+    batches = batches.apply(tf.data.experimental.assert_cardinality(cardinality))
+    if shuffle:
+        batches = batches.shuffle(2 * pool_batches, seed=seed + 1, reshuffle_each_iteration=True)
+    return batches
+
+
 def padding_share(dataset):
-    """The share of padded positions (id 0) in one pass over a `(ids, targets)` dataset."""
+    """The share of padded positions (id 0) in one pass over a `(ids, targets)` dataset.
+
+    For translation batches `ids` is the source batch.
+    """
     padded = total = 0
     for ids, _ in dataset:
+        if isinstance(ids, tuple):
+            ids = ids[0]
         ids = ids.numpy()
         padded += int((ids == 0).sum())
         total += ids.size

@@ -13,6 +13,8 @@ import tensorflow as tf
 from rnn_toolkit.arguments import check_positive_int
 
 _OOV_TOKEN = "[UNK]"
+_START_TOKEN = "[START]"
+_END_TOKEN = "[END]"
 _TRUNCATION = ("head", "tail")
 
 # Punctuation becomes a token of its own ("great!" -> "great", "!"), since "!" and "?"
@@ -25,6 +27,10 @@ _LEADING_APOSTROPHES = r"(^|\s)'+"
 _TRAILING_APOSTROPHES = r"'+(\s|$)"
 # Control characters other than whitespace (tab, newline, ...) count as invalid text.
 _CONTROL_CHARACTERS = r"[\x00-\x08\x0e-\x1f\x7f]"
+# Joining tokens back into text: no space before closing punctuation, none after an
+# opening mark (Spanish "¿" and "¡" included).
+_SPACE_BEFORE_CLOSING = r" ([.,;:!?%)\]}»”’])"
+_SPACE_AFTER_OPENING = r"([(\[{«“‘¿¡]) "
 
 
 @keras.saving.register_keras_serializable(package="rnn_toolkit")
@@ -39,10 +45,18 @@ class WordVocabulary(keras.layers.Layer):
     that no row of a batch is entirely padding: the recurrent layers' cuDNN kernel needs
     at least one valid step per row.
 
+    A vocabulary for generated text (a translator's target side) takes
+    `sequence_markers=True`: ids 2 and 3 are then `[START]` and `[END]`, the tokens a
+    decoder starts from and stops at, and words begin at id 4. `decode` turns generated
+    ids back into text.
+
     Args:
-        words: the vocabulary, most frequent first (id = index + 2).
+        words: the vocabulary, most frequent first (id = index + `first_word_id`).
         max_length: the most tokens kept per text.
         truncation: `"head"` keeps the first `max_length` tokens, `"tail"` the last.
+        lowercase: lower-case text before splitting it (fewer, better-trained words;
+            generated text is then lower-case too).
+        sequence_markers: reserve ids 2 and 3 for `[START]` and `[END]`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Example:
@@ -53,22 +67,39 @@ class WordVocabulary(keras.layers.Layer):
     [[b'the', b'film', b'!']]
     >>> vocab.encode(["The film!", "", "a film , the film"]).to_list()
     [[2, 3, 4], [1], [1, 3, 1, 2]]
+    >>> target = rnn_toolkit.data.WordVocabulary(["¿", "qué", "?"], sequence_markers=True)
+    >>> target.start_id, target.end_id, target.encode(["¿Qué?"]).to_list()
+    (2, 3, [[4, 5, 6]])
+    >>> target.decode([[4, 5, 6, 0]]).numpy().tolist()
+    [b'\xc2\xbfqu\xc3\xa9?']
     """
 
     PADDING_ID = 0
     UNKNOWN_ID = 1
 
-    def __init__(self, words, max_length=400, truncation="head", **kwargs):
+    def __init__(
+        self,
+        words,
+        max_length=400,
+        truncation="head",
+        lowercase=True,
+        sequence_markers=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         words = _validate_words(words)
         if truncation not in _TRUNCATION:
             raise ValueError(
                 f"`truncation` must be one of {_TRUNCATION}; received truncation={truncation!r}."
             )
+        markers = [_START_TOKEN, _END_TOKEN] if sequence_markers else []
+        clashes = sorted(set(markers) & set(words))
+        if clashes:
+            raise ValueError(f"`words` must not contain the reserved tokens {clashes!r}.")
 
         # === Layers ===
         self.word_to_id = keras.layers.StringLookup(
-            vocabulary=words, mask_token="", num_oov_indices=1, oov_token=_OOV_TOKEN,
+            vocabulary=markers + words, mask_token="", num_oov_indices=1, oov_token=_OOV_TOKEN,
             name="word_to_id",
         )
 
@@ -76,6 +107,8 @@ class WordVocabulary(keras.layers.Layer):
         self._words = words
         self.max_length = check_positive_int("max_length", max_length)
         self.truncation = truncation
+        self.lowercase = bool(lowercase)
+        self.sequence_markers = bool(sequence_markers)
         self.built = True
 
     @classmethod
@@ -100,7 +133,10 @@ class WordVocabulary(keras.layers.Layer):
         texts = list(texts)
         counts = collections.Counter()
         for start in range(0, len(texts), batch_size):
-            tokens = cls.tokenize(tf.constant(texts[start : start + batch_size], tf.string))
+            tokens = cls.tokenize(
+                tf.constant(texts[start : start + batch_size], tf.string),
+                lowercase=kwargs.get("lowercase", True),
+            )
             counts.update(tokens.flat_values.numpy().tolist())
         counts.pop("\ufffd".encode(), None)
         kept = sorted(
@@ -112,11 +148,12 @@ class WordVocabulary(keras.layers.Layer):
         return cls([word.decode("utf-8") for word, _ in kept], **kwargs)
 
     @staticmethod
-    def tokenize(strings):
-        """Splits strings into lower-case word and punctuation tokens.
+    def tokenize(strings, lowercase=True):
+        """Splits strings into word and punctuation tokens.
 
         Args:
             strings: string tensor `[batch]` (or convertible).
+            lowercase: lower-case the text first.
 
         Returns:
             A string `tf.RaggedTensor` `[batch, None]` (not truncated).
@@ -126,7 +163,8 @@ class WordVocabulary(keras.layers.Layer):
             strings, "UTF-8", "UTF-8", errors="replace", replace_control_characters=False
         )
         strings = tf.strings.regex_replace(strings, _CONTROL_CHARACTERS, "\ufffd")
-        strings = tf.strings.lower(strings, encoding="utf-8")
+        if lowercase:
+            strings = tf.strings.lower(strings, encoding="utf-8")
         strings = tf.strings.regex_replace(strings, _PUNCTUATION, r" \1 ")
         strings = tf.strings.regex_replace(strings, _LEADING_APOSTROPHES, r"\1 ")
         strings = tf.strings.regex_replace(strings, _TRAILING_APOSTROPHES, r" \1")
@@ -134,13 +172,40 @@ class WordVocabulary(keras.layers.Layer):
 
     @property
     def words(self):
-        """The words in id order (id = index + 2)."""
+        """The words in id order (id = index + `first_word_id`)."""
         return list(self._words)
 
     @property
+    def first_word_id(self):
+        """The id of the first word: 4 with sequence markers, else 2."""
+        return 4 if self.sequence_markers else 2
+
+    @property
+    def start_id(self):
+        """The id of `[START]` (vocabularies with `sequence_markers` only)."""
+        self._check_markers("start_id")
+        return 2
+
+    @property
+    def end_id(self):
+        """The id of `[END]` (vocabularies with `sequence_markers` only)."""
+        self._check_markers("end_id")
+        return 3
+
+    def _check_markers(self, what):
+        if not self.sequence_markers:
+            raise ValueError(f"`{what}` needs a WordVocabulary built with sequence_markers=True.")
+
+    @property
+    def tokens(self):
+        """Every id's token, in id order: `""` (padding), `[UNK]`, markers, words."""
+        markers = [_START_TOKEN, _END_TOKEN] if self.sequence_markers else []
+        return ["", _OOV_TOKEN] + markers + self._words
+
+    @property
     def size(self):
-        """Number of ids, including padding and unknown."""
-        return len(self._words) + 2
+        """Number of ids, including padding, unknown and the sequence markers."""
+        return len(self._words) + self.first_word_id
 
     def call(self, strings):
         """Same as `encode(strings)`."""
@@ -148,7 +213,7 @@ class WordVocabulary(keras.layers.Layer):
 
     def encode(self, strings):
         """Word ids of each string: an int32 `tf.RaggedTensor` `[batch, 1..max_length]`."""
-        tokens = self.tokenize(strings)
+        tokens = self.tokenize(strings, self.lowercase)
         if self.truncation == "head":
             tokens = tokens[:, : self.max_length]
         else:
@@ -165,12 +230,45 @@ class WordVocabulary(keras.layers.Layer):
         """Word ids right-padded with 0 to the longest text: int32 `[batch, time]`."""
         return self.encode(strings).to_tensor(self.PADDING_ID)
 
+    def decode(self, token_ids, lengths=None):
+        """Joins ids back into text: string `[batch]`.
+
+        Padding ids are dropped, every other id becomes its token (ids outside the
+        vocabulary become `[UNK]`), tokens are joined with
+        spaces and the spaces the tokenizer put around punctuation are taken out again
+        ("¿ qué ?" -> "¿qué?"). Other spacing and (with `lowercase`) case are lost.
+
+        Args:
+            token_ids: int `[batch, time]`.
+            lengths: optional int `[batch]`: only the first `lengths[i]` ids of row `i`
+                count.
+        """
+        token_ids = tf.convert_to_tensor(token_ids)
+        token_ids = tf.cast(tf.reshape(token_ids, [tf.shape(token_ids)[0], -1]), tf.int32)
+        keep = tf.not_equal(token_ids, self.PADDING_ID)
+        if lengths is not None:
+            keep &= tf.sequence_mask(lengths, tf.shape(token_ids)[1])
+        ids = tf.ragged.boolean_mask(token_ids, keep)
+        table = tf.constant(self.tokens, tf.string)
+        flat = ids.flat_values
+        flat = tf.where((flat >= 0) & (flat < len(self.tokens)), flat, self.UNKNOWN_ID)
+        words = ids.with_flat_values(tf.gather(table, flat))
+        text = tf.strings.reduce_join(words, axis=1, separator=" ")
+        text = tf.strings.regex_replace(text, _SPACE_BEFORE_CLOSING, r"\1")
+        return tf.strings.regex_replace(text, _SPACE_AFTER_OPENING, r"\1")
+
     def compute_output_spec(self, strings):
         return keras.KerasTensor(tuple(strings.shape) + (None,), dtype="int32", ragged=True)
 
     def get_config(self):
         config = super().get_config()
-        config.update(words=self.words, max_length=self.max_length, truncation=self.truncation)
+        config.update(
+            words=self.words,
+            max_length=self.max_length,
+            truncation=self.truncation,
+            lowercase=self.lowercase,
+            sequence_markers=self.sequence_markers,
+        )
         return config
 
 

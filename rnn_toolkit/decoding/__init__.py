@@ -1,11 +1,19 @@
-"""In-graph decoding: samplers and the one loop every generator uses.
+"""In-graph decoding: samplers, beam search and the one loop every generator uses.
 
 `decode` runs any step function `(token_ids, state) -> (logits, state)` in a
 `tf.while_loop`; a sampler (`GreedySampler`, `TemperatureSampler`, `TopKSampler`,
 `TopPSampler`, or `sample_logits` with tensor parameters) picks each token.
+`beam_search` runs the same loop with a `BeamSearch`, `decode_with_strategy` with any strategy.
 """
 
-from rnn_toolkit.decoding.loop import decode
+from rnn_toolkit.decoding.loop import (
+    BeamSearch,
+    DecodingStrategy,
+    SamplingSearch,
+    beam_search,
+    decode,
+    decode_with_strategy,
+)
 from rnn_toolkit.decoding.samplers import (
     GreedySampler,
     Sampler,
@@ -18,6 +26,11 @@ from rnn_toolkit.decoding.samplers import (
 
 __all__ = [
     "decode",
+    "beam_search",
+    "decode_with_strategy",
+    "DecodingStrategy",
+    "SamplingSearch",
+    "BeamSearch",
     "sample_logits",
     "Sampler",
     "GreedySampler",

@@ -7,21 +7,37 @@ Decoding is split three ways, as in OpenNMT-tf:
 * a **strategy** (`DecodingStrategy`) owns the per-step decision and its bookkeeping:
   which tokens to keep, the token buffer, which rows have ended, how long each result
   is. `SamplingSearch` keeps one hypothesis per row and asks a sampler for its token;
-  a beam search will be a second strategy;
-* the **loop** (`decode`) is the same for all of them: it advances the model with the
-  caller's step function, hides forbidden ids, derives a seed per step, and stops at
-  `max_length` or as soon as the strategy says every row has ended.
+  `BeamSearch` keeps `beam_width` hypotheses per row and reorders the model state to
+  follow them;
+* the **loop** (`decode_with_strategy`) is the same for all of them: it advances the
+  model with the caller's step function, hides forbidden ids, derives a seed per step,
+  and stops at `max_length` or as soon as the strategy says every row has ended.
+  `decode` and `beam_search` are this loop with a `SamplingSearch` and a `BeamSearch`.
 
 The loop is a `tf.while_loop`, so inside a `tf.function` (a model's `generate()`, a
 training callback, an exported SavedModel) no Python runs per token, and `max_length`,
-the seed and the sampler's parameters may be tensors without retracing.
+the seed, the sampler's parameters and the beam width may be tensors without
+retracing.
 """
+
+import numbers
 
 import tensorflow as tf
 
 from rnn_toolkit.decoding.samplers import Sampler, get_sampler
 
-__all__ = ["decode", "decode_with_strategy", "DecodingStrategy", "SamplingSearch"]
+__all__ = [
+    "beam_search",
+    "decode",
+    "decode_with_strategy",
+    "BeamSearch",
+    "DecodingStrategy",
+    "SamplingSearch",
+]
+
+# Stands in for -inf in log-probabilities that are added up: sums stay finite, so no
+# `inf - inf` can turn a score into NaN.
+_LOST = -1e9
 
 
 class DecodingStrategy:
@@ -34,11 +50,11 @@ class DecodingStrategy:
     `tf.while_loop` without looking inside; its shapes must not change across steps
     except in the leading (batch) dimension.
 
-    This is the seam for beam search: a `BeamSearch` strategy would tile the model
-    state to `batch * beam_width` rows in `initialize`, keep cumulative log-probabilities
-    and the token buffer in `search_vars`, reorder the model state by each new token's
-    parent beam (`tf.gather`) in `step`, and pick the best beam per row in `finalize`.
-    The loop itself (`decode_with_strategy`) would not change.
+    A strategy may run more rows than the batch: `BeamSearch` tiles the model state to
+    `batch * beam_width` rows in `initialize`, keeps cumulative log-probabilities and
+    the token buffer in `search_vars`, reorders the model state by each new token's
+    parent beam (`tf.gather`) in `step`, and picks the best beam per row in `finalize`.
+    The loop (`decode_with_strategy`) is the same for every strategy.
     """
 
     def initialize(self, initial_logits, initial_state, max_length):
@@ -135,6 +151,198 @@ class SamplingSearch(DecodingStrategy):
         # The first position is picked before the loop checks `max_length`, so with
         # max_length 0 a row has counted a token that was never written.
         return search_vars["tokens"], tf.minimum(search_vars["lengths"], max_length)
+
+
+class BeamSearch(DecodingStrategy):
+    """Keeps the `beam_width` most likely hypotheses per row, GNMT-style.
+
+    Every input row becomes `beam_width` adjacent rows of the model state (`tf.repeat`),
+    so the step function simply sees a bigger batch. At each position, every live
+    hypothesis is extended by every token, the `beam_width` best extensions of each
+    input row are kept, and the model state, the token buffer and the bookkeeping are
+    reordered to follow their parent hypotheses (`tf.gather`). A hypothesis that
+    produces `end_id` is finished: its score freezes and it only continues with
+    `padding_id`, while it keeps competing for a place in the beam. The search stops
+    when every hypothesis is finished or at `max_length`. The seed is ignored: beam
+    search is deterministic.
+
+    Hypotheses are compared by their length-normalised log-probability
+    `log P(tokens) / lp(n)` with the GNMT penalty of Wu et al. (2016),
+    `lp(n) = ((5 + n) / 6) ** length_penalty`, where `n` counts the scored tokens: the
+    kept ones plus `end_id` when the hypothesis ended (its probability is part of the
+    score, as in OpenNMT-tf, although it is not part of the result).
+
+    Args:
+        beam_width: int, or int32 scalar tensor (for example an input of a SavedModel
+            signature, so that one trace serves every width; values below 1 count as
+            1). `beam_width=1` is greedy decoding.
+        end_id: int, the token that ends a hypothesis; it is not part of `tokens` nor
+            counted in `lengths`, as with `decode`. `None` means hypotheses never end
+            before `max_length`.
+        padding_id: int written after a hypothesis' end and fed to the step function
+            for finished hypotheses (those outputs are ignored).
+        length_penalty: float or float scalar tensor, the GNMT `alpha`. 0 compares raw
+            log-probabilities, which favours short results; larger values favour
+            longer ones.
+        return_all_beams: bool. False: `finalize` returns the best hypothesis per row,
+            `(tokens [batch, max_length], lengths [batch])`. True: it returns every
+            beam, best first, `(tokens [batch, beam_width, max_length],
+            lengths [batch, beam_width], scores [batch, beam_width])` with the
+            length-normalised float32 scores. When there are fewer possible
+            hypotheses than beams (a tiny vocabulary), the spare beams hold copies
+            scored around -1e9.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import rnn_toolkit
+    >>> logits = tf.constant(np.log([[0.1, 0.6, 0.3]]), tf.float32)
+    >>> tokens, lengths, scores = rnn_toolkit.decoding.decode_with_strategy(
+    ...     rnn_toolkit.decoding.BeamSearch(
+    ...         beam_width=2, end_id=None, length_penalty=0.0, return_all_beams=True
+    ...     ),
+    ...     lambda ids, state: (logits, state),
+    ...     initial_logits=logits,
+    ...     initial_state=None,
+    ...     max_length=2,
+    ...     seed=0,
+    ... )
+    >>> tokens.numpy()
+    array([[[1, 1],
+            [1, 2]]], dtype=int32)
+    >>> np.exp(scores.numpy()).round(2)
+    array([[0.36, 0.18]], dtype=float32)
+    """
+
+    def __init__(
+        self, beam_width, end_id, padding_id=0, length_penalty=0.6, return_all_beams=False
+    ):
+        if not tf.is_tensor(beam_width):
+            if (
+                isinstance(beam_width, bool)
+                or not isinstance(beam_width, numbers.Integral)
+                or beam_width < 1
+            ):
+                raise ValueError(
+                    "`beam_width` must be a positive integer or an int32 scalar tensor; "
+                    f"received beam_width={beam_width!r}."
+                )
+            beam_width = int(beam_width)
+        self.beam_width = beam_width
+        self.end_id = end_id
+        self.padding_id = padding_id
+        self.length_penalty = length_penalty
+        self.return_all_beams = return_all_beams
+
+    def _width(self):
+        """The beam width: a Python int, or an int32 tensor clamped to at least 1."""
+        if isinstance(self.beam_width, int):
+            return self.beam_width
+        return tf.maximum(tf.cast(self.beam_width, tf.int32), 1)
+
+    def _normalize(self, log_probs, lengths):
+        """Divides log-probabilities by the GNMT length penalty of `lengths` tokens."""
+        alpha = tf.cast(self.length_penalty, tf.float32)
+        return log_probs / tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+    def initialize(self, initial_logits, initial_state, max_length):
+        beam_width = self._width()
+
+        def tile(tensor):
+            # A scalar has no batch dimension: it is shared by every row already.
+            if tensor.shape.rank == 0:
+                return tensor
+            return tf.repeat(tensor, beam_width, axis=0)
+
+        logits = tile(initial_logits)
+        state = tf.nest.map_structure(tile, initial_state)
+        rows = tf.shape(logits)[0]
+        # The tiled beams are identical: only beam 0 may start, or the first step would
+        # fill the beam with copies of the same few tokens.
+        is_first_beam = tf.equal(tf.range(rows) % beam_width, 0)
+        search_vars = {
+            "log_probs": tf.where(is_first_beam, 0.0, _LOST),
+            "tokens": tf.fill(tf.stack([rows, max_length]), tf.constant(self.padding_id, tf.int32)),
+            "finished": tf.zeros([rows], tf.bool),
+            "lengths": tf.zeros([rows], tf.int32),
+        }
+        return logits, state, search_vars
+
+    def step(self, step, logits, state, search_vars, seed):
+        beam_width = self._width()
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        vocab_size = tf.shape(log_probs)[1]
+        finished = search_vars["finished"]
+        # A finished hypothesis has one continuation at probability 1, so its score stays
+        # what it was when it ended. Column 0 stands for it (its id becomes `padding_id`
+        # below), so a padding id outside the vocabulary works too.
+        frozen = tf.where(tf.equal(tf.range(vocab_size), 0), 0.0, _LOST)
+        log_probs = tf.where(finished[:, tf.newaxis], frozen[tf.newaxis, :], log_probs)
+        total = search_vars["log_probs"][:, tf.newaxis] + log_probs
+        # `lengths + 1` counts the candidate token of a live hypothesis, and the end
+        # token of a finished one: either way, the number of scored tokens.
+        scores = self._normalize(total, search_vars["lengths"][:, tf.newaxis] + 1)
+
+        batch_size = tf.shape(total)[0] // beam_width
+        candidates = tf.stack([batch_size, beam_width * vocab_size])
+        _, best = tf.math.top_k(tf.reshape(scores, candidates), k=beam_width)
+        cumulative = tf.gather(tf.reshape(total, candidates), best, batch_dims=1)
+        ids = tf.reshape(best % vocab_size, [-1])
+        parents = tf.reshape(
+            best // vocab_size + tf.range(batch_size)[:, tf.newaxis] * beam_width, [-1]
+        )
+
+        def follow_parents(tensor):
+            if tensor.shape.rank == 0:
+                return tensor
+            return tf.gather(tensor, parents)
+
+        state = tf.nest.map_structure(follow_parents, state)
+        finished = tf.gather(finished, parents)
+        if self.end_id is not None:
+            finished = finished | tf.equal(ids, self.end_id)
+        ids = tf.where(finished, tf.constant(self.padding_id, tf.int32), ids)
+        lengths = tf.gather(search_vars["lengths"], parents)
+        lengths += tf.cast(tf.logical_not(finished), tf.int32)
+        # Same one-column write as `SamplingSearch`: the buffer keeps its shape.
+        tokens = tf.gather(search_vars["tokens"], parents)
+        is_this_step = tf.equal(tf.range(tf.shape(tokens)[1]), step)
+        tokens = tf.where(is_this_step[tf.newaxis, :], ids[:, tf.newaxis], tokens)
+        search_vars = {
+            "log_probs": tf.reshape(cumulative, [-1]),
+            "tokens": tokens,
+            "finished": finished,
+            "lengths": lengths,
+        }
+        return ids, state, search_vars
+
+    def is_done(self, search_vars):
+        # True for an empty batch, so batch size 0 runs no step at all.
+        return tf.reduce_all(search_vars["finished"])
+
+    def finalize(self, search_vars, max_length):
+        beam_width = self._width()
+        finished = search_vars["finished"]
+        # With max_length 0 the first position was picked and counted but never written.
+        lengths = tf.minimum(search_vars["lengths"], max_length)
+        scores = self._normalize(
+            search_vars["log_probs"], search_vars["lengths"] + tf.cast(finished, tf.int32)
+        )
+        tokens = search_vars["tokens"]
+        batch_size = tf.shape(lengths)[0] // beam_width
+        width = tokens.shape[1] if tokens.shape[1] is not None else tf.shape(tokens)[1]
+        tokens = tf.reshape(tokens, tf.stack([batch_size, beam_width, width]))
+        lengths = tf.reshape(lengths, tf.stack([batch_size, beam_width]))
+        scores = tf.reshape(scores, tf.stack([batch_size, beam_width]))
+        if self.return_all_beams:
+            order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
+            return (
+                tf.gather(tokens, order, batch_dims=1),
+                tf.gather(lengths, order, batch_dims=1),
+                tf.gather(scores, order, batch_dims=1),
+            )
+        best = tf.argmax(scores, axis=1, output_type=tf.int32)
+        return tf.gather(tokens, best, batch_dims=1), tf.gather(lengths, best, batch_dims=1)
 
 
 def _as_seed(seed):
@@ -240,6 +448,7 @@ def decode(
 
     A counter "language model" whose next token is always the previous one plus one:
 
+    >>> import rnn_toolkit
     >>> vocab_size = 6
     >>> def step_fn(ids, state):
     ...     return tf.one_hot((ids + 1) % vocab_size, vocab_size) * 10.0, state
@@ -276,14 +485,103 @@ def decode(
     )
 
 
+def beam_search(
+    step_fn,
+    initial_logits,
+    initial_state,
+    *,
+    beam_width,
+    max_length,
+    end_id,
+    length_penalty=0.6,
+    forbidden_ids=None,
+    padding_id=0,
+    return_all_beams=False,
+):
+    """Generates the most likely continuation of every row with a beam search.
+
+    `decode` with a greedy sampler commits to the best token at each position; a beam
+    search keeps the `beam_width` best partial results per row, so a first token whose
+    continuations are all poor can lose to a slightly less likely one with a good
+    continuation. The loop, the step function contract and the shapes are those of
+    `decode` (see `BeamSearch` for the scoring): the model sees `batch * beam_width`
+    rows, and the step function's state is reordered between steps to follow the kept
+    hypotheses, so it must carry a batch dimension on every non-scalar tensor.
+
+    Args:
+        step_fn: callable `(token_ids, state) -> (logits, new_state)`, as for `decode`.
+        initial_logits: float `[batch, vocab]`, the distribution of the first token.
+        initial_state: the step function's state after the prompt, or `None`.
+        beam_width: int or int32 scalar tensor, hypotheses kept per row; 1 is greedy.
+        max_length: int or int32 scalar tensor; negative values are treated as 0.
+        end_id: int ending a hypothesis (not kept in `tokens`), or `None`.
+        length_penalty: float or float scalar tensor, the GNMT `alpha`: 0 ranks by
+            raw log-probability, larger values favour longer results.
+        forbidden_ids: optional list (or 1-D int tensor) of ids never generated.
+        padding_id: int filling positions after a hypothesis' end.
+        return_all_beams: bool; True returns every beam, best first, with its score.
+
+    Returns:
+        `(tokens, lengths)`: int32 `[batch, max_length]` and `[batch]`, the best
+        hypothesis of each row, padded with `padding_id`. With `return_all_beams`,
+        `(tokens [batch, beam_width, max_length], lengths [batch, beam_width],
+        scores [batch, beam_width])`.
+
+    Example:
+
+    A bigram "language model" over `[padding, end, a, b]`. "a" is the likelier first
+    token, but only "b" is likely to be followed by the end:
+
+    >>> import numpy as np
+    >>> import rnn_toolkit
+    >>> next_token_probs = np.array(
+    ...     [
+    ...         [0.0, 0.0, 0.6, 0.4],  # after padding (also the first token)
+    ...         [0.0, 1.0, 0.0, 0.0],  # after the end
+    ...         [0.0, 0.2, 0.4, 0.4],  # after "a"
+    ...         [0.0, 0.9, 0.05, 0.05],  # after "b"
+    ...     ],
+    ...     np.float32,
+    ... )
+    >>> next_token_logits = tf.math.log(next_token_probs)
+    >>> def step_fn(ids, state):
+    ...     return tf.gather(next_token_logits, ids), state
+    >>> first_logits = tf.gather(next_token_logits, np.array([0]))
+    >>> tokens, lengths = rnn_toolkit.decoding.beam_search(
+    ...     step_fn, first_logits, None, beam_width=2, max_length=4, end_id=1
+    ... )
+    >>> tokens.numpy(), lengths.numpy()
+    (array([[3, 0, 0, 0]], dtype=int32), array([1], dtype=int32))
+    >>> rnn_toolkit.decoding.decode(
+    ...     step_fn, first_logits, None, max_length=4, sampler="greedy", seed=0, end_id=1
+    ... )[0].numpy()
+    array([[2, 2, 2, 2]], dtype=int32)
+    """
+    return decode_with_strategy(
+        BeamSearch(
+            beam_width,
+            end_id,
+            padding_id=padding_id,
+            length_penalty=length_penalty,
+            return_all_beams=return_all_beams,
+        ),
+        step_fn,
+        initial_logits,
+        initial_state,
+        max_length=max_length,
+        seed=0,
+        forbidden_ids=forbidden_ids,
+    )
+
+
 def decode_with_strategy(
     strategy, step_fn, initial_logits, initial_state, *, max_length, seed, forbidden_ids=None
 ):
     """Runs the decoding loop with any `DecodingStrategy`.
 
-    `decode` is this function with a `SamplingSearch`; a beam search will be this
-    function with a beam strategy. Arguments are those of `decode`, and the strategy
-    takes over the sampler, `end_id` and `padding_id`.
+    `decode` is this function with a `SamplingSearch`, `beam_search` this function with
+    a `BeamSearch`. Arguments are those of `decode`, and the strategy takes over the
+    sampler, `end_id` and `padding_id`.
 
     Args:
         strategy: a `DecodingStrategy`.

@@ -3,14 +3,17 @@
 from rnn_toolkit.layers.bag_of_words import BagOfWords
 from rnn_toolkit.layers.recurrent_stack import CELL_TYPES, RecurrentStack, cudnn_conditions
 from rnn_toolkit.layers.sequence_pooling import POOLING_METHODS, SequencePooling
+from rnn_toolkit.layers.source_attention import ATTENTION_SCORES, SourceAttention
 from rnn_toolkit.layers.word_dropout import WordDropout
 
 __all__ = [
+    "ATTENTION_SCORES",
     "BagOfWords",
     "CELL_TYPES",
     "POOLING_METHODS",
     "RecurrentStack",
     "SequencePooling",
+    "SourceAttention",
     "WordDropout",
     "cudnn_conditions",
 ]

@@ -6,6 +6,13 @@ from rnn_toolkit.models.sentiment import (
     build_bag_of_words_classifier,
     build_sentiment_classifier,
 )
+from rnn_toolkit.models.translator import (
+    MAX_TRANSLATION_LENGTH,
+    MaskedSequenceCrossentropy,
+    TokenAccuracy,
+    Translator,
+    build_translator,
+)
 
 __all__ = [
     "MAX_GENERATION_LENGTH",
@@ -14,4 +21,9 @@ __all__ = [
     "SentimentClassifier",
     "build_sentiment_classifier",
     "build_bag_of_words_classifier",
+    "MAX_TRANSLATION_LENGTH",
+    "MaskedSequenceCrossentropy",
+    "TokenAccuracy",
+    "Translator",
+    "build_translator",
 ]

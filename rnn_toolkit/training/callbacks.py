@@ -27,6 +27,8 @@ class SampleText(keras.callbacks.Callback):
         seed: fixed seed, so successive epochs are compared on the same random draws;
             `None` draws fresh randomness each time.
         print_fn: where the samples go (`print` by default; pass a logger's method).
+        input_name: what the printed heading calls an input (`"prompt"`; a translator's
+            run says `"source"`).
         **sampler_kwargs: `temperature`, `top_k`, `top_p` for the named sampler.
 
     Attributes:
@@ -42,6 +44,7 @@ class SampleText(keras.callbacks.Callback):
         sampler="temperature",
         seed=0,
         print_fn=print,
+        input_name="prompt",
         **sampler_kwargs,
     ):
         super().__init__()
@@ -55,6 +58,7 @@ class SampleText(keras.callbacks.Callback):
         self.sampler = sampler
         self.seed = seed
         self.print_fn = print_fn
+        self.input_name = input_name
         self.sampler_kwargs = sampler_kwargs
         self.samples = []
 
@@ -70,7 +74,9 @@ class SampleText(keras.callbacks.Callback):
         )
         for prompt, text in zip(self.prompts, texts):
             self.samples.append((epoch + 1, prompt, text))
-            self.print_fn(f"\n--- sample after epoch {epoch + 1}, prompt {prompt!r} ---\n{text}\n")
+            self.print_fn(
+                f"\n--- sample after epoch {epoch + 1}, {self.input_name} {prompt!r} ---\n{text}\n"
+            )
 
 
 class ClipNormSchedule(keras.callbacks.Callback):

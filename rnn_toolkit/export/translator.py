@@ -1,0 +1,134 @@
+"""Exporting a translator as a SavedModel that takes raw sentences and returns translations.
+
+Signatures:
+
+- `serving_default`: input `text` (string [batch]) -> output `translation` (string
+  [batch]), decoded with the model's default beam search (`DEFAULT_BEAM_WIDTH`,
+  length penalty `DEFAULT_LENGTH_PENALTY`) up to twice the source length plus 10 words;
+- `translate`: inputs `text`, `beam_width` (int32 scalar, 1 = greedy search; clamped to
+  `[1, MAX_BEAM_WIDTH]`) and `max_length` (int32 scalar, the most target words; 0 or
+  less means the default, at most `rnn_toolkit.models.MAX_TRANSLATION_LENGTH`) ->
+  `translation`.
+
+Tokenization and detokenization happen in the graph with the training vocabularies:
+invalid UTF-8 bytes are replaced, an empty sentence is one unknown word, unknown words
+map to the unknown id, sources longer than the source vocabulary's `max_length` words
+are cut, and a batch of zero sentences returns zero translations. Decoding is one
+`tf.while_loop`, so a request costs at most `max_length` decoder steps. The vocabularies
+are also written as `assets/source_vocabulary.json` and `assets/target_vocabulary.json`.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from rnn_toolkit.export.saved_model import version_dir, write_saved_model
+
+DEFAULT_BEAM_WIDTH = 4
+DEFAULT_LENGTH_PENALTY = 0.6
+MAX_BEAM_WIDTH = 32
+"""The widest beam a request may ask for: the work of a step grows with the width."""
+
+
+class TranslatorServing(tf.Module):
+    """The exported module: the translator (with its vocabularies) and two serve functions."""
+
+    def __init__(self, model, asset_files, beam_width, length_penalty):
+        super().__init__(name="translator_serving")
+        self.model = model
+        self.assets = [tf.saved_model.Asset(str(path)) for path in asset_files]
+        self.beam_width = int(beam_width)
+        self.length_penalty = float(length_penalty)
+
+    def _translate(self, text, beam_width, max_length):
+        beam_width = tf.clip_by_value(beam_width, 1, MAX_BEAM_WIDTH)
+        result = self.model.translate_tensors(
+            text,
+            beam_width=beam_width,
+            max_length=max_length,
+            length_penalty=self.length_penalty,
+        )
+        return {"translation": result["translation"]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        return self._translate(text, tf.constant(self.beam_width, tf.int32), tf.constant(0, tf.int32))
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="text"),
+            tf.TensorSpec([], tf.int32, name="beam_width"),
+            tf.TensorSpec([], tf.int32, name="max_length"),
+        ]
+    )
+    def translate(self, text, beam_width, max_length):
+        return self._translate(text, beam_width, max_length)
+
+
+def export_translator(
+    model,
+    base_dir="saved_models",
+    *,
+    name="translator",
+    version=None,
+    overwrite=False,
+    beam_width=DEFAULT_BEAM_WIDTH,
+    length_penalty=DEFAULT_LENGTH_PENALTY,
+):
+    """Exports a `Translator` to `<base_dir>/<name>/<version>/`.
+
+    The result loads with `tf.saved_model.load` in a process that has TensorFlow only,
+    and with TF Serving (`--model_base_path=<base_dir>/<name>`).
+
+    Args:
+        model: a `rnn_toolkit.models.Translator` (from `build_translator`).
+        base_dir: the model base folder.
+        name: the model's folder name.
+        version: version number; None takes the next free one.
+        overwrite: replace an existing version (otherwise `FileExistsError`).
+        beam_width: the beam width of `serving_default`.
+        length_penalty: the GNMT length-penalty exponent of both signatures.
+
+    Returns:
+        The `pathlib.Path` of the written version folder.
+
+    Example:
+
+    >>> import tempfile, rnn_toolkit
+    >>> source = rnn_toolkit.data.WordVocabulary(["hello"])
+    >>> target = rnn_toolkit.data.WordVocabulary(["hola"], sequence_markers=True)
+    >>> model = rnn_toolkit.build_translator(source, target, units=2, embedding_dim=2)
+    >>> path = rnn_toolkit.export.export_translator(model, tempfile.mkdtemp())
+    >>> path.name
+    '1'
+    """
+    if not hasattr(model, "translate_tensors") or not hasattr(model, "target_vocabulary"):
+        raise TypeError(f"`model` must be a rnn_toolkit Translator; received {type(model).__name__}.")
+    if isinstance(beam_width, bool) or not isinstance(beam_width, int) or not 1 <= beam_width <= MAX_BEAM_WIDTH:
+        raise ValueError(f"`beam_width` must be an int in [1, {MAX_BEAM_WIDTH}]; received beam_width={beam_width!r}.")
+    target = version_dir(base_dir, name, version)
+    with tempfile.TemporaryDirectory() as scratch:
+        files = []
+        for side, vocabulary in (("source", model.source_vocabulary), ("target", model.target_vocabulary)):
+            path = Path(scratch) / f"{side}_vocabulary.json"
+            path.write_text(
+                json.dumps(
+                    {
+                        "tokens": vocabulary.tokens,
+                        "padding_id": vocabulary.PADDING_ID,
+                        "unknown_id": vocabulary.UNKNOWN_ID,
+                        "start_id": vocabulary.start_id if vocabulary.sequence_markers else None,
+                        "end_id": vocabulary.end_id if vocabulary.sequence_markers else None,
+                        "max_length": vocabulary.max_length,
+                        "lowercase": vocabulary.lowercase,
+                    },
+                    ensure_ascii=False,
+                ),
+                encoding="utf-8",
+            )
+            files.append(path)
+        module = TranslatorServing(model, files, beam_width, length_penalty)
+        signatures = {"serving_default": module.serve, "translate": module.translate}
+        return write_saved_model(module, target, signatures=signatures, overwrite=overwrite)

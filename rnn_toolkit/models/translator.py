@@ -1,0 +1,755 @@
+"""Sequence to sequence: an encoder-decoder translator, with or without attention.
+
+The lecture's many-to-one encoder reads the source sentence; a **bridge** turns its final
+state into the initial state of a one-to-many decoder that writes the target sentence
+word by word. Without attention the final state is the only path from source to target
+(the "summary vector" bottleneck). With attention the decoder also looks at every
+encoder output at every target word.
+
+Where attention sits: after the decoder's recurrent layers (Luong et al., 2015). The
+context vector and the decoder output form the attentional state `W [h_t; c_t]`, from
+which the next word is predicted (linear, as in TensorFlow's NMT: see the layer's
+comment for why not Luong's tanh). Feeding the context back
+into the recurrent input (Bahdanau's decoder, Luong's "input feeding") would force a
+step-by-step loop during training; this way the decoder reads the whole shifted target in
+one cuDNN-eligible call under teacher forcing, and only the score function differs
+between `attention="additive"` (Bahdanau's score) and `"multiplicative"` (Luong's
+general score).
+
+Training (`call`) and inference (`step`, used by the decoding loop) go through the same
+layer objects, so they share weights by construction.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from rnn_toolkit.arguments import check_positive_int
+from rnn_toolkit.data.word_vocabulary import WordVocabulary
+from rnn_toolkit.decoding.loop import BeamSearch, SamplingSearch, decode_with_strategy
+from rnn_toolkit.decoding.samplers import sample_logits
+from rnn_toolkit.layers.recurrent_stack import RecurrentStack
+from rnn_toolkit.layers.source_attention import ATTENTION_SCORES, SourceAttention
+from rnn_toolkit.precision import resolve_dtype_policy
+from rnn_toolkit.training.gradient_clipping import GradientClippingModel
+
+ATTENTION_TYPES = ("none",) + ATTENTION_SCORES
+BRIDGES = ("dense", "zeros")
+
+MAX_TRANSLATION_LENGTH = 512
+"""The most target words any call may ask for (bounds the work one request can cause)."""
+
+
+@keras.saving.register_keras_serializable(package="rnn_toolkit")
+class Translator(GradientClippingModel):
+    """Encoder -> bridge -> decoder, reading `(source_ids, decoder_input_ids)`.
+
+    `call` returns float32 logits `[batch, target_time, target_vocab]`: at position t,
+    the distribution of target word t given the source and the true words before it
+    (teacher forcing; see `rnn_toolkit.data.translation_batches`). Build it with
+    `build_translator()`, which also compiles it.
+
+    Args:
+        source_vocabulary: a `WordVocabulary` for the source language.
+        target_vocabulary: a `WordVocabulary` built with `sequence_markers=True`.
+        embedding_dim: word embedding size (both languages).
+        cell: `"rnn"`, `"lstm"` or `"gru"` (encoder and decoder).
+        units: hidden units per recurrent layer (per direction in the encoder).
+        encoder_layers: stacked encoder layers.
+        decoder_layers: stacked decoder layers.
+        bidirectional: read the source in both directions.
+        attention: `"none"`, `"additive"` or `"multiplicative"`.
+        attention_units: hidden size of the additive score (default `units`).
+        bridge: `"dense"` (a learned tanh projection of the encoder's final states
+            per decoder layer) or `"zeros"` (the decoder starts from zeros and sees the
+            source through attention only; needs attention).
+        dropout: dropout on embeddings, between recurrent layers and before the output.
+        max_output_length: the default cap on generated words.
+        dtype_policy: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+        clip_norm: global gradient-norm clipping threshold (None or 0: off).
+        **kwargs: standard `keras.Model` arguments (`name`).
+    """
+
+    def __init__(
+        self,
+        source_vocabulary,
+        target_vocabulary,
+        embedding_dim=256,
+        cell="lstm",
+        units=256,
+        encoder_layers=1,
+        decoder_layers=1,
+        bidirectional=True,
+        attention="additive",
+        attention_units=None,
+        bridge="dense",
+        dropout=0.0,
+        max_output_length=100,
+        dtype_policy="auto",
+        clip_norm=1.0,
+        **kwargs,
+    ):
+        kwargs.pop("dtype", None)
+        policy = resolve_dtype_policy(dtype_policy)
+        super().__init__(clip_norm=clip_norm, dtype=policy, **kwargs)
+        source_vocabulary = _as_vocabulary(source_vocabulary, "source_vocabulary")
+        target_vocabulary = _as_vocabulary(target_vocabulary, "target_vocabulary")
+        if not target_vocabulary.sequence_markers:
+            raise ValueError(
+                "`target_vocabulary` must be built with sequence_markers=True: the decoder "
+                "starts from [START] and stops at [END]."
+            )
+        if attention not in ATTENTION_TYPES:
+            raise ValueError(
+                f"`attention` must be one of {ATTENTION_TYPES}; received attention={attention!r}."
+            )
+        if bridge not in BRIDGES:
+            raise ValueError(f"`bridge` must be one of {BRIDGES}; received bridge={bridge!r}.")
+        if bridge == "zeros" and attention == "none":
+            raise ValueError(
+                "`bridge='zeros'` with `attention='none'` leaves the decoder no way to see the "
+                "source; use bridge='dense' or an attention."
+            )
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1); received dropout={dropout!r}.")
+        embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        units = check_positive_int("units", units)
+        attention_units = units if attention_units is None else attention_units
+        attention_units = check_positive_int("attention_units", attention_units)
+        max_output_length = check_positive_int("max_output_length", max_output_length)
+
+        # === Layers ===
+        self.source_vocabulary = source_vocabulary
+        self.target_vocabulary = target_vocabulary
+        # mask_zero: id 0 is padding. Sources never have an empty row (the vocabulary
+        # encodes an empty text as one unknown word) and decoder inputs start with
+        # [START], so both masks are right-padded with a valid first step: cuDNN's terms.
+        self.source_embedding = keras.layers.Embedding(
+            source_vocabulary.size, embedding_dim, mask_zero=True, name="source_embedding",
+            dtype=policy,
+        )
+        self.target_embedding = keras.layers.Embedding(
+            target_vocabulary.size, embedding_dim, mask_zero=True, name="target_embedding",
+            dtype=policy,
+        )
+        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout", dtype=policy)
+        self.encoder = RecurrentStack(
+            cell, units=units, num_layers=encoder_layers, dropout=dropout,
+            bidirectional=bidirectional, return_sequences=True, name="encoder", dtype=policy,
+        )
+        self.decoder = RecurrentStack(
+            cell, units=units, num_layers=decoder_layers, dropout=dropout,
+            bidirectional=False, return_sequences=True, name="decoder", dtype=policy,
+        )
+        # One projection per decoder state tensor: h gets tanh (hidden states live in
+        # [-1, 1]); an LSTM cell state c is unbounded, so its projection is linear.
+        self.bridge_layers = []
+        if bridge == "dense":
+            for layer in range(decoder_layers):
+                for index in range(self.decoder.state_size):
+                    activation = "tanh" if index == 0 else None
+                    self.bridge_layers.append(
+                        keras.layers.Dense(
+                            units, activation=activation, name=f"bridge_{layer}_{index}",
+                            dtype=policy,
+                        )
+                    )
+        self.attention = None
+        self.attention_projection = None
+        if attention != "none":
+            self.attention = SourceAttention(
+                attention, units=attention_units, name="attention", dtype=policy
+            )
+            # Linear, as in TensorFlow's NMT attention wrapper. With Luong's tanh here,
+            # Adam drove the projection into saturation within ~100 steps on the Bible
+            # data (constant features, vanishing gradients, a unigram model at best),
+            # with any learning rate from 5e-4 to 2e-3.
+            self.attention_projection = keras.layers.Dense(
+                units, use_bias=False, name="attention_projection", dtype=policy,
+            )
+        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout", dtype=policy)
+        self.output_layer = keras.layers.Dense(
+            target_vocabulary.size, name="output", dtype="float32"
+        )
+
+        # === Config ===
+        self.embedding_dim = embedding_dim
+        self.cell = self.encoder.cell
+        self.units = units
+        self.encoder_layers = self.encoder.num_layers
+        self.decoder_layers = self.decoder.num_layers
+        self.bidirectional = bool(bidirectional)
+        self.attention_type = attention
+        self.attention_units = attention_units
+        self.bridge = bridge
+        self.dropout = float(dropout)
+        self.max_output_length = max_output_length
+        self.dtype_policy_name = policy
+
+    def build(self, input_shape=None):
+        batch = None
+        self.source_embedding.build((batch, None))
+        self.target_embedding.build((batch, None))
+        self.encoder.build((batch, None, self.embedding_dim))
+        self.decoder.build((batch, None, self.embedding_dim))
+        encoder_state_size = self.encoder.output_size
+        for layer in self.bridge_layers:
+            layer.build((batch, encoder_state_size))
+        if self.attention is not None:
+            self.attention.build(self.units, self.encoder.output_size)
+            self.attention_projection.build((batch, self.units + self.encoder.output_size))
+        self.output_layer.build((batch, self.units))
+        self.built = True
+
+    # --- The pieces: encoder, bridge, decoder output ------------------------------------
+
+    def encode(self, source_ids, training=None):
+        """Reads right-padded source ids `[batch, source_time]`.
+
+        Returns:
+            `(memory, source_mask, decoder_state)`: the encoder outputs
+            `[batch, source_time, encoder_size]`, the bool source mask, and the decoder's
+            initial state (a list per decoder layer of state tensors) from the bridge.
+        """
+        source_mask = self.source_embedding.compute_mask(source_ids)
+        embedded = self.embedding_dropout(self.source_embedding(source_ids), training=training)
+        memory, states = self.encoder(
+            embedded, mask=source_mask, training=training, return_state=True
+        )
+        return memory, source_mask, self._bridge(states, ops.shape(source_ids)[0])
+
+    def _bridge(self, encoder_states, batch_size):
+        if self.bridge == "zeros":
+            return self.decoder.get_initial_state(batch_size)
+        per_direction = 2 if self.cell == "lstm" else 1
+        decoder_states = []
+        layers = iter(self.bridge_layers)
+        for layer in range(self.decoder_layers):
+            # Decoder layers take the states of the encoder layers at the same height,
+            # counted from the top (the top encoder layer feeds the top decoder layer).
+            source = encoder_states[
+                max(self.encoder_layers - self.decoder_layers + layer, 0)
+            ]
+            layer_states = []
+            for index in range(per_direction):
+                # Keras orders a bidirectional layer's states as forward (h, c), then
+                # backward (h, c): join the two directions of the same kind.
+                parts = source[index::per_direction]
+                joined = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+                layer_states.append(next(layers)(joined))
+            decoder_states.append(layer_states)
+        return decoder_states
+
+    def _predict(self, decoder_outputs, memory, keys, source_mask, training=None):
+        """Logits from decoder outputs (sequences or one step), attending if configured."""
+        weights = None
+        features = decoder_outputs
+        if self.attention is not None:
+            context, weights = self.attention(
+                decoder_outputs, keys, memory, source_mask=source_mask
+            )
+            features = self.attention_projection(
+                ops.concatenate([decoder_outputs, context], axis=-1)
+            )
+        logits = self.output_layer(self.output_dropout(features, training=training))
+        return logits, weights
+
+    def call(self, inputs, training=None, return_attention=False):
+        """Teacher-forced logits for `(source_ids, decoder_input_ids)`.
+
+        With `return_attention=True` also returns the attention weights
+        `[batch, target_time, source_time]` (None without attention).
+        """
+        source_ids, decoder_input_ids = inputs
+        memory, source_mask, decoder_state = self.encode(source_ids, training=training)
+        keys = None if self.attention is None else self.attention.project_keys(memory)
+        target_mask = self.target_embedding.compute_mask(decoder_input_ids)
+        embedded = self.embedding_dropout(
+            self.target_embedding(decoder_input_ids), training=training
+        )
+        outputs = self.decoder(
+            embedded, initial_state=decoder_state, mask=target_mask, training=training
+        )
+        logits, weights = self._predict(outputs, memory, keys, source_mask, training=training)
+        # A fresh tensor without the decoder's Keras mask attached: the loss masks
+        # padding itself, and Keras must not apply a (differently scaled) mask again.
+        logits = tf.identity(logits)
+        if return_attention:
+            return logits, weights
+        return logits
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    # --- One decoding step ----------------------------------------------------------------
+
+    def start_decoding(self, source_ids, limits=None):
+        """Encodes a batch and returns `(first_logits, state)` for the decoding loop.
+
+        The state holds the decoder state and, for attention, the memory, its keys and
+        the source mask: a beam search reorders and tiles all of it along the batch.
+
+        Args:
+            source_ids: right-padded int ids `[batch, source_time]`.
+            limits: optional int32 `[batch]`: row i must end (generate `[END]`) after at
+                most `limits[i]` words. Each row's limit lives in the state, so a
+                sentence's translation never depends on the other sentences of its
+                batch.
+        """
+        memory, source_mask, decoder_state = self.encode(source_ids, training=False)
+        state = {"decoder": decoder_state}
+        if self.attention is not None:
+            state.update(
+                memory=memory,
+                keys=self.attention.project_keys(memory),
+                source_mask=source_mask,
+            )
+        if limits is not None:
+            state.update(limits=tf.cast(limits, tf.int32), position=tf.zeros_like(limits, tf.int32))
+        start = tf.fill(tf.shape(source_ids)[:1], self.target_vocabulary.start_id)
+        return self.step(start, state)
+
+    def step(self, token_ids, state):
+        """One target word: ids `[batch]` and state -> (float32 logits `[batch, vocab]`, state)."""
+        # A plain lookup: the layer call would attach a padding mask that the cells
+        # cannot use (and warn about).
+        embedded = ops.cast(
+            ops.take(self.target_embedding.embeddings, token_ids, axis=0), self.compute_dtype
+        )
+        outputs, decoder_state = self.decoder.step(embedded, state["decoder"])
+        logits, _ = self._predict(
+            outputs, state.get("memory"), state.get("keys"), state.get("source_mask")
+        )
+        state = dict(state, decoder=decoder_state)
+        if "limits" in state:
+            # The logits of position `position`: a row at its limit may only end.
+            logits = tf.cast(logits, tf.float32)
+            at_limit = state["position"] >= state["limits"]
+            only_end = tf.where(
+                tf.equal(tf.range(tf.shape(logits)[1]), self.target_vocabulary.end_id),
+                0.0,
+                -float("inf"),
+            )
+            logits = tf.where(at_limit[:, tf.newaxis], only_end[tf.newaxis, :], logits)
+            state["position"] = state["position"] + 1
+        return logits, state
+
+    # --- Raw text in, raw text out ----------------------------------------------------
+
+    def encode_sources(self, texts):
+        """Right-padded source ids `[batch, time >= 1]` for raw strings."""
+        source_ids = self.source_vocabulary.encode_padded(texts)
+        # A batch of zero texts has zero time steps, which the recurrent layers' loop
+        # cannot slice; one padding column makes it an empty batch of length 1.
+        missing = tf.maximum(1 - tf.shape(source_ids)[1], 0)
+        return tf.pad(source_ids, [[0, 0], [0, missing]])
+
+    def default_max_lengths(self, source_ids):
+        """Each sentence's default cap: twice its length plus 10 words, at most
+        `max_output_length`. int32 `[batch]`."""
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(source_ids, 0), tf.int32), axis=1)
+        return tf.minimum(2 * lengths + 10, self.max_output_length)
+
+    def translate_tensors(
+        self,
+        texts,
+        *,
+        beam_width=4,
+        max_length=None,
+        length_penalty=0.6,
+        sampler=None,
+        seed=0,
+    ):
+        """Graph-safe translation: string `[batch]` -> dict of tensors.
+
+        Args:
+            texts: string `[batch]`.
+            beam_width: int or int32 scalar tensor: beam search width (1 = greedy
+                search with the beam bookkeeping). Ignored when `sampler` is given.
+            max_length: int32 scalar: the most target words; None or a value <= 0 means
+                each sentence's `default_max_lengths` (twice its length plus 10, at most
+                `max_output_length`). Always capped at `MAX_TRANSLATION_LENGTH`.
+            length_penalty: the beam search's GNMT length-penalty exponent.
+            sampler: a callable `(logits, seed) -> ids` (e.g. a `rnn_toolkit.decoding`
+                sampler): decode by sampling instead of beam search.
+            seed: the sampling seed.
+
+        Returns:
+            A dict: `translation` (string `[batch]`), `token_ids` (int32
+            `[batch, max_length]`) and `lengths` (int32 `[batch]`).
+        """
+        texts = tf.convert_to_tensor(texts, tf.string)
+        source_ids = self.encode_sources(texts)
+        limits = self.default_max_lengths(source_ids)
+        if max_length is not None:
+            max_length = tf.cast(max_length, tf.int32)
+            limits = tf.where(max_length > 0, tf.fill(tf.shape(limits), max_length), limits)
+        limits = tf.minimum(limits, MAX_TRANSLATION_LENGTH)
+        # The loop runs to the longest limit; shorter rows are ended by `step`.
+        max_length = tf.reduce_max(tf.concat([limits, [0]], axis=0))
+        vocabulary = self.target_vocabulary
+        if sampler is None:
+            strategy = BeamSearch(
+                beam_width, end_id=vocabulary.end_id, padding_id=vocabulary.PADDING_ID,
+                length_penalty=length_penalty,
+            )
+        else:
+            strategy = SamplingSearch(
+                sampler, end_id=vocabulary.end_id, padding_id=vocabulary.PADDING_ID
+            )
+        first_logits, state = self.start_decoding(source_ids, limits)
+        token_ids, lengths = decode_with_strategy(
+            strategy,
+            self.step,
+            first_logits,
+            state,
+            max_length=max_length,
+            seed=seed,
+            # Never emit padding, [START] or [UNK]: an unknown word is no translation.
+            forbidden_ids=[vocabulary.PADDING_ID, vocabulary.UNKNOWN_ID, vocabulary.start_id],
+        )
+        return {
+            "translation": vocabulary.decode(token_ids, lengths),
+            "token_ids": token_ids,
+            "lengths": lengths,
+        }
+
+    def translate(
+        self,
+        texts,
+        *,
+        beam_width=4,
+        max_length=None,
+        length_penalty=0.6,
+        sampler=None,
+        seed=0,
+        batch_size=64,
+        **sampler_kwargs,
+    ):
+        """Translates raw sentences.
+
+        Args:
+            texts: a string or a list of strings (empty strings, unknown words and
+                invalid UTF-8 are all accepted; sources longer than the source
+                vocabulary's `max_length` words are cut).
+            beam_width: beam search width; 1 is greedy search.
+            max_length: the most target words per sentence; None: twice the source
+                length plus 10, at most `max_output_length`.
+            length_penalty: GNMT length-penalty exponent of the beam search (0: none;
+                larger values favour longer translations).
+            sampler: None for beam search, or a sampler name (`"greedy"`,
+                `"temperature"`, `"top_k"`, `"top_p"`) to decode by sampling.
+            seed: sampling seed (same seed, same translations).
+            batch_size: sentences per call of the network.
+            **sampler_kwargs: `temperature`, `top_k`, `top_p` for a named sampler.
+
+        Returns:
+            A string for a string input, else a list of strings.
+
+        Example:
+
+        >>> import rnn_toolkit
+        >>> source = rnn_toolkit.data.WordVocabulary(["hello", "world"])
+        >>> target = rnn_toolkit.data.WordVocabulary(["hola", "mundo"], sequence_markers=True)
+        >>> model = rnn_toolkit.build_translator(source, target, units=4, embedding_dim=4)
+        >>> isinstance(model.translate("hello world", max_length=3), str)
+        True
+        """
+        single = isinstance(texts, (str, bytes))
+        texts = [texts] if single else list(texts)
+        beam_width = check_positive_int("beam_width", beam_width)
+        batch_size = check_positive_int("batch_size", batch_size)
+        if max_length is not None:
+            max_length = check_positive_int("max_length", max_length)
+        function = self._translate_function(sampler, tuple(sorted(sampler_kwargs.items())))
+        translations = []
+        for start in range(0, max(len(texts), 1), batch_size):
+            batch = tf.constant(texts[start : start + batch_size], tf.string)
+            result = function(
+                batch,
+                tf.constant(beam_width, tf.int32),
+                tf.constant(max_length or 0, tf.int32),
+                tf.constant(length_penalty, tf.float32),
+                tf.constant(seed, tf.int32),
+            )
+            translations.extend(t.decode("utf-8") for t in result.numpy().tolist())
+        return translations[0] if single else translations
+
+    def generate(self, texts, max_length=None, sampler="greedy", seed=0, **sampler_kwargs):
+        """`translate` by sampling: what `rnn_toolkit.SampleText` calls during training."""
+        return self.translate(
+            texts, max_length=max_length, sampler=sampler, seed=seed, **sampler_kwargs
+        )
+
+    def _translate_function(self, sampler, sampler_items):
+        # Traced functions live in `__dict__` directly, out of Keras' attribute tracking.
+        cache = self.__dict__.setdefault("_translate_cache", {})
+        key = (sampler, sampler_items)
+        if key not in cache:
+            sampler_fn = None
+            if sampler is not None:
+                parameters = dict(sampler_items)
+                unknown = sorted(set(parameters) - {"temperature", "top_k", "top_p"})
+                if unknown:
+                    raise ValueError(
+                        f"Unknown sampler arguments {unknown}; expected temperature, top_k, top_p."
+                    )
+                if sampler == "greedy":
+                    parameters["temperature"] = 0.0
+                elif sampler not in ("temperature", "top_k", "top_p"):
+                    raise ValueError(
+                        "`sampler` must be None (beam search), 'greedy', 'temperature', "
+                        f"'top_k' or 'top_p'; received sampler={sampler!r}."
+                    )
+
+                def sampler_fn(logits, seed):
+                    return sample_logits(logits, seed, **parameters)
+
+            @tf.function(
+                input_signature=[
+                    tf.TensorSpec([None], tf.string),
+                    tf.TensorSpec([], tf.int32),
+                    tf.TensorSpec([], tf.int32),
+                    tf.TensorSpec([], tf.float32),
+                    tf.TensorSpec([], tf.int32),
+                ]
+            )
+            def translate(texts, beam_width, max_length, length_penalty, seed):
+                return self.translate_tensors(
+                    texts,
+                    beam_width=beam_width,
+                    max_length=max_length,
+                    length_penalty=length_penalty,
+                    sampler=sampler_fn,
+                    seed=seed,
+                )["translation"]
+
+            cache[key] = translate
+        return cache[key]
+
+    def attention_map(self, text, translation=None, **translate_kwargs):
+        """Which source words each generated word attended to.
+
+        The model re-reads its own translation with teacher forcing, which gives the
+        same attention weights as the decoding steps that produced it.
+
+        Args:
+            text: one source sentence.
+            translation: the target sentence to explain; None translates `text` first
+                (with `translate_kwargs`).
+
+        Returns:
+            `(source_tokens, target_tokens, weights)`: token lists and a NumPy array
+            `[len(target_tokens), len(source_tokens)]` whose rows sum to 1. The last
+            target token is `[END]`.
+        """
+        if self.attention is None:
+            raise ValueError("`attention_map` needs a model built with attention.")
+        if translation is None:
+            translation = self.translate(text, **translate_kwargs)
+        source = self.source_vocabulary
+        target = self.target_vocabulary
+        source_ids = self.encode_sources(tf.constant([text], tf.string))
+        # Tokenized without `encode`'s truncation and empty-text filler: every word of
+        # the translation gets its row, and an empty translation only [END].
+        words = target.tokenize(tf.constant([translation], tf.string), target.lowercase)
+        target_ids = tf.cast(target.word_to_id(words.flat_values), tf.int32).numpy().tolist()
+        decoder_input = tf.constant([[target.start_id] + target_ids], tf.int32)
+        _, weights = self((source_ids, decoder_input), training=False, return_attention=True)
+        tokens = target.tokens
+        source_tokens = [
+            source.tokens[i] for i in source_ids[0].numpy().tolist() if i != source.PADDING_ID
+        ]
+        target_tokens = [tokens[i] for i in target_ids] + ["[END]"]
+        return source_tokens, target_tokens, np.asarray(weights[0])[:, : len(source_tokens)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            source_vocabulary=self.source_vocabulary.get_config(),
+            target_vocabulary=self.target_vocabulary.get_config(),
+            embedding_dim=self.embedding_dim,
+            cell=self.cell,
+            units=self.units,
+            encoder_layers=self.encoder_layers,
+            decoder_layers=self.decoder_layers,
+            bidirectional=self.bidirectional,
+            attention=self.attention_type,
+            attention_units=self.attention_units,
+            bridge=self.bridge,
+            dropout=self.dropout,
+            max_output_length=self.max_output_length,
+            dtype_policy=self.dtype_policy_name,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("source_vocabulary", "target_vocabulary"):
+            config[key] = _as_vocabulary(config[key], key)
+        return cls(**config)
+
+
+def _as_vocabulary(vocabulary, name):
+    if isinstance(vocabulary, dict):
+        vocabulary = {k: v for k, v in vocabulary.items() if k not in ("name", "trainable", "dtype")}
+        vocabulary = WordVocabulary(**vocabulary)
+    if not isinstance(vocabulary, WordVocabulary):
+        raise TypeError(
+            f"`{name}` must be a rnn_toolkit.data.WordVocabulary (e.g. "
+            f"WordVocabulary.from_texts(texts)); got {type(vocabulary).__name__}."
+        )
+    return vocabulary
+
+
+def build_translator(
+    source_vocabulary,
+    target_vocabulary,
+    *,
+    embedding_dim=256,
+    cell="lstm",
+    units=256,
+    encoder_layers=1,
+    decoder_layers=1,
+    bidirectional=True,
+    attention="additive",
+    attention_units=None,
+    bridge="dense",
+    dropout=0.2,
+    max_output_length=100,
+    learning_rate=2e-3,
+    optimizer=None,
+    clip_norm=1.0,
+    label_smoothing=0.0,
+    dtype_policy="auto",
+    name="translator",
+):
+    """Builds and compiles an encoder-decoder translator.
+
+    The loss is the cross-entropy of each target word under teacher forcing, averaged
+    over real (non-padding) target positions; the metric `token_accuracy` is the share
+    of those positions where the most likely word is the right one.
+
+    Args:
+        source_vocabulary: a `rnn_toolkit.data.WordVocabulary` built on the training
+            sources.
+        target_vocabulary: a `WordVocabulary` built on the training targets with
+            `sequence_markers=True`.
+        embedding_dim: word embedding size.
+        cell: `"rnn"`, `"lstm"` or `"gru"`.
+        units: hidden units per recurrent layer (and encoder direction).
+        encoder_layers: stacked encoder layers.
+        decoder_layers: stacked decoder layers.
+        bidirectional: bidirectional encoder.
+        attention: `"none"` (the lecture's plain encoder-decoder), `"additive"`
+            (Bahdanau) or `"multiplicative"` (Luong).
+        attention_units: hidden size of the additive score (default `units`).
+        bridge: `"dense"` or `"zeros"` (see `Translator`).
+        dropout: dropout rate on embeddings, between layers and before the output.
+        max_output_length: the default cap on generated words.
+        learning_rate: Adam's learning rate (when `optimizer` is None).
+        optimizer: a `keras.optimizers.Optimizer` to use instead of Adam.
+        clip_norm: gradient clipping by global norm (None or 0: off); the pre-clip norm
+            is logged as `grad_norm`.
+        label_smoothing: share of each target's probability spread over the vocabulary.
+        dtype_policy: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+        name: the model's name.
+
+    Returns:
+        A compiled `Translator`.
+
+    Example:
+
+    >>> import rnn_toolkit
+    >>> source = rnn_toolkit.data.WordVocabulary(["the", "house"])
+    >>> target = rnn_toolkit.data.WordVocabulary(["la", "casa"], sequence_markers=True)
+    >>> model = rnn_toolkit.build_translator(source, target, units=4, attention="multiplicative")
+    >>> model.attention_type, model.encoder.cudnn_eligible, model.decoder.cudnn_eligible
+    ('multiplicative', True, True)
+    """
+    model = Translator(
+        source_vocabulary,
+        target_vocabulary,
+        embedding_dim=embedding_dim,
+        cell=cell,
+        units=units,
+        encoder_layers=encoder_layers,
+        decoder_layers=decoder_layers,
+        bidirectional=bidirectional,
+        attention=attention,
+        attention_units=attention_units,
+        bridge=bridge,
+        dropout=dropout,
+        max_output_length=max_output_length,
+        dtype_policy=dtype_policy,
+        clip_norm=clip_norm,
+        name=name,
+    )
+    model.build()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate) if optimizer is None else optimizer,
+        loss=MaskedSequenceCrossentropy(label_smoothing=label_smoothing),
+        metrics=[TokenAccuracy()],
+    )
+    return model
+
+
+@keras.saving.register_keras_serializable(package="rnn_toolkit")
+class MaskedSequenceCrossentropy(keras.losses.Loss):
+    """Cross-entropy of int targets `[batch, time]` (0 = padding) from logits, averaged
+    over real positions only, so a batch's padding neither adds loss nor dilutes it."""
+
+    def __init__(self, label_smoothing=0.0, name="masked_sequence_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        logits = ops.cast(y_pred, "float32")
+        if self.label_smoothing:
+            labels = ops.one_hot(y_true, ops.shape(logits)[-1])
+            losses = keras.losses.categorical_crossentropy(
+                labels, logits, from_logits=True, label_smoothing=self.label_smoothing
+            )
+        else:
+            losses = keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+        # Per example: the masked sum; `Loss` then averages over the batch, so scale by
+        # batch / tokens to get the mean over real tokens.
+        tokens = ops.maximum(ops.sum(mask), 1.0)
+        batch = ops.cast(ops.shape(y_true)[0], "float32")
+        return ops.sum(losses * mask, axis=-1) * batch / tokens
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(label_smoothing=self.label_smoothing)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="rnn_toolkit")
+class TokenAccuracy(keras.metrics.Metric):
+    """The share of real (non-padding) target positions whose argmax is right."""
+
+    def __init__(self, name="token_accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.correct = self.add_variable((), initializer="zeros", name="correct")
+        self.total = self.add_variable((), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+        self.correct.assign_add(ops.sum(ops.cast(ops.equal(predicted, y_true), "float32") * mask))
+        self.total.assign_add(ops.sum(mask))
+
+    def result(self):
+        return self.correct / ops.maximum(self.total, 1.0)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
