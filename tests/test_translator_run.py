@@ -159,7 +159,7 @@ def test_a_tiny_run_records_its_split_and_scores(finished_run):
         assert sorted(k for k in results if k in ("greedy", "beam4")) == ["beam4", "greedy"]
         for name in ("greedy", "beam4"):
             assert 0.0 <= results[name]["bleu"] <= 100.0 and 0.0 <= results[name]["chrf"] <= 100.0
-    assert info["out_of_domain"]["pairs"] == 20 and info["out_of_domain"]["source"] == "gcc"
+    assert info["out_of_domain"]["pairs"] == 20 and info["out_of_domain"]["source"] == "gcc:es"
     by_length = info["heldout"]["greedy"]["by_length"]
     assert sum(row["sentences"] for row in by_length) == len(split.heldout)
     beam_buckets = [row["bucket"] for row in info["heldout"]["beam4"]["by_length"]]
@@ -225,3 +225,13 @@ def test_an_interrupted_run_resumes_with_the_same_settings(tmp_path, monkeypatch
     assert info["epochs_completed"] == 2 and info["out_of_domain"] is None
     assert json.loads((run_dir / "history.json").read_text())["epoch"] == [0, 1]
     assert not (run_dir / "backup").exists()
+
+
+def test_auto_out_of_domain_data_follows_the_language_pair():
+    from rnn_toolkit.data import ParallelTexts
+    from rnn_toolkit.translator_run import out_of_domain_pairs
+
+    pairs = ParallelTexts(("hola",) * 20, ("hello",) * 20, source_language="es", target_language="en")
+    # gcc's catalogues hold English messages: nothing to score a Spanish-to-English model on.
+    assert out_of_domain_pairs(TranslatorRunConfig(), pairs) is None
+    assert out_of_domain_pairs(TranslatorRunConfig(ood_data="none"), pairs.reversed()) is None
