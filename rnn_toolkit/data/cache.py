@@ -120,6 +120,29 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def _keep_verified(files, sha256, folder, *, what, command):
+    """Moves the one downloaded file of `files` into `folder` if its sha256 is `sha256`.
+
+    The download lives in a temporary folder inside the cache folder, so the move is a
+    same-file-system rename: atomic, never a half-copied file in the cache.
+    """
+    if len(files) != 1:
+        raise RuntimeError(
+            f"{command} produced {len(files)} files ({sorted(p.name for p in files)}), "
+            "expected exactly one."
+        )
+    downloaded = files[0]
+    actual = sha256_of(downloaded)
+    if actual != sha256:
+        raise ValueError(
+            f"sha256 mismatch for {what} ({downloaded.name}): expected {sha256}, got "
+            f"{actual}. The download was discarded."
+        )
+    destination = folder / downloaded.name
+    os.replace(downloaded, destination)
+    return destination
+
+
 def _run_pip_download(name, version, sdist, destination):
     """Runs `pip download` for one distribution into `destination`.
 
@@ -192,22 +215,9 @@ def fetch_pypi_distribution(name, version, sha256, *, sdist=True):
     with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".download-") as tmp:
         _run_pip_download(name, version, sdist, pathlib.Path(tmp))
         files = [p for p in pathlib.Path(tmp).iterdir() if p.is_file()]
-        if len(files) != 1:
-            raise RuntimeError(
-                f"`pip download` of {name}=={version} produced {len(files)} files "
-                f"({sorted(p.name for p in files)}), expected exactly one."
-            )
-        downloaded = files[0]
-        actual = sha256_of(downloaded)
-        if actual != sha256:
-            raise ValueError(
-                f"sha256 mismatch for {name}=={version} ({downloaded.name}): "
-                f"expected {sha256}, got {actual}. The download was discarded."
-            )
-        destination = target_dir / downloaded.name
-        # The temporary folder lives inside the cache folder, so this is a
-        # same-file-system rename: atomic, never a half-copied file.
-        os.replace(downloaded, destination)
+        destination = _keep_verified(
+            files, sha256, target_dir, what=f"{name}=={version}", command=f"`pip download` of {name}=={version}"
+        )
     write_atomically(marker, f"{sha256} {destination.name}\n")
     return destination
 
@@ -339,19 +349,7 @@ def fetch_debian_package(package, version, sha256):
     with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".download-") as tmp:
         _run_apt_get_download(package, version, tmp, by_hand)
         files = sorted(pathlib.Path(tmp).glob("*.deb"))
-        if len(files) != 1:
-            raise RuntimeError(
-                f"`apt-get download {package}={version}` produced {len(files)} .deb files "
-                f"({[p.name for p in files]}), expected exactly one."
-            )
-        downloaded = files[0]
-        actual = sha256_of(downloaded)
-        if actual != sha256:
-            raise ValueError(
-                f"sha256 mismatch for Debian package {package}={version} ({downloaded.name}): "
-                f"expected {sha256}, got {actual}. The download was discarded."
-            )
-        destination = folder / downloaded.name
-        # Same file system as the cache (the temporary folder is inside it): atomic.
-        os.replace(downloaded, destination)
-    return destination
+        return _keep_verified(
+            files, sha256, folder, what=f"Debian package {package}={version}",
+            command=f"`apt-get download {package}={version}`",
+        )
