@@ -35,6 +35,7 @@ benchmarks: install
 	$(BIN)/python benchmarks/generation_throughput.py
 	$(BIN)/python benchmarks/sentiment_bucketing.py
 	$(BIN)/python benchmarks/sentiment_serving_latency.py
+	$(BIN)/python benchmarks/translator_attention.py
 	$(BIN)/python benchmarks/translator_decoding_throughput.py
 	$(BIN)/python benchmarks/translator_serving_latency.py
 
