@@ -6,12 +6,9 @@ GRU of 4 units on 40 labelled lines written here) so the whole file stays near a
 or two.
 """
 
-import contextlib
 import dataclasses
-import io
 import json
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -19,6 +16,8 @@ import pytest
 from rnn_toolkit import cli, run_folder
 from rnn_toolkit.char_lm_run import CharLMRunConfig
 from rnn_toolkit.sentiment_run import SentimentRunConfig
+
+from cli_helpers import assert_usage_error, parse, run_cli
 
 TINY_MODEL = [
     "--units", "4", "--embedding-dim", "4", "--batch-size", "8", "--precision", "float32",
@@ -50,32 +49,6 @@ def write_reviews(path, lines=40, scores=False):
     return path
 
 
-def run_cli(argv, stdin=None):
-    """Runs cli.main in this process; returns (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    old_stdin = sys.stdin
-    if stdin is not None:
-        sys.stdin = io.StringIO(stdin)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                status = cli.main([str(arg) for arg in argv])
-            except SystemExit as exit_:  # argparse: --help and parse errors
-                status = exit_.code
-    finally:
-        sys.stdin = old_stdin
-    return status, out.getvalue(), err.getvalue()
-
-
-def assert_usage_error(result, option):
-    status, _, err = result
-    assert status == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and option in lines[0], err
-
-
-def parse(argv):
-    return cli.build_parser().parse_args(argv)
 
 
 def json_lines(out):

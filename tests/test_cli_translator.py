@@ -6,16 +6,15 @@ LSTM of 16 units on 600 word-for-word "English-Spanish" pairs written here) so t
 file stays near a minute or two.
 """
 
-import contextlib
 import dataclasses
-import io
 import json
-import sys
 
 import pytest
 
 from rnn_toolkit import cli, run_folder
 from rnn_toolkit.translator_run import TranslatorRunConfig
+
+from cli_helpers import assert_usage_error, parse, run_cli
 
 ENGLISH = "the man woman dog cat sees eats loves bread water house big small red and".split()
 SPANISH = "el hombre mujer perro gato ve come ama pan agua casa grande pequeño rojo y".split()
@@ -38,37 +37,6 @@ def write_pairs(path, count=700, offset=0):
     return path
 
 
-def run_cli(argv, stdin=None):
-    """Runs cli.main in this process; returns (exit status, stdout, stderr).
-
-    `stdin` may be str, or bytes (read through a UTF-8 text wrapper, as a real stdin).
-    """
-    out, err = io.StringIO(), io.StringIO()
-    old_stdin = sys.stdin
-    if isinstance(stdin, bytes):
-        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-    elif stdin is not None:
-        sys.stdin = io.StringIO(stdin)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                status = cli.main([str(arg) for arg in argv])
-            except SystemExit as exit_:  # argparse: --help and parse errors
-                status = exit_.code
-    finally:
-        sys.stdin = old_stdin
-    return status, out.getvalue(), err.getvalue()
-
-
-def assert_usage_error(result, option):
-    status, _, err = result
-    assert status == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and option in lines[0], err
-
-
-def parse(argv):
-    return cli.build_parser().parse_args(argv)
 
 
 def score_row(out, decoding):
