@@ -817,7 +817,8 @@ def _train(args):
         # run.json records a data file or folder by its absolute path, so that `evaluate`
         # finds the same data from any working folder.
         config = dataclasses.replace(
-            config, data=_absolute_data(config.data), pretrain=_absolute_data(config.pretrain)
+            config, data=_absolute_data(config.data, _SENTIMENT_DATA_NAMES),
+            pretrain=_absolute_data(config.pretrain, _SENTIMENT_DATA_NAMES),
         )
         train_sentiment_run(config, run_dir, overwrite=args.overwrite, print_fn=_print)
     elif args.task == "translator":
@@ -829,8 +830,8 @@ def _train(args):
                 "source; use --bridge dense or an attention",
             )
         config = dataclasses.replace(
-            config, data=_absolute_parallel_data(config.data),
-            ood_data=_absolute_parallel_data(config.ood_data),
+            config, data=_absolute_data(config.data, _PARALLEL_DATA_NAMES),
+            ood_data=_absolute_data(config.ood_data, _PARALLEL_DATA_NAMES),
         )
         train_translator_run(config, run_dir, overwrite=args.overwrite, print_fn=_print)
     else:
@@ -891,8 +892,7 @@ def _sample(args):
 def _predict(args):
     if args.run_dir and args.saved_model:
         raise UsageError("--saved-model", "classify with either --run-dir or --saved-model, not both")
-    if args.texts.count("-") > 1:
-        raise UsageError("TEXT", "'-' (read from stdin) may be given only once")
+    texts = _read_lines(args.texts, noun="text", argument="TEXT")
     if args.saved_model:
         path, loaded, _ = _load_saved_model(args.saved_model, tasks=("sentiment",), command="predict")
         class_names = _saved_model_class_names(loaded, path)
@@ -904,7 +904,6 @@ def _predict(args):
         def classify(texts):
             return model.classify(texts, batch_size=args.batch_size)
 
-    texts = _read_texts(args.texts)
     outputs = classify(texts)
     width = max(map(len, class_names))
     for row, text in enumerate(texts):
@@ -930,8 +929,6 @@ def _predict(args):
 
 
 def _translate(args):
-    if args.sentences.count("-") > 1:
-        raise UsageError("SENTENCE", "'-' (read from stdin) may be given only once")
     sampling = args.sampler in ("temperature", "top_k", "top_p")
     if args.sampler and args.beam_width is not None:
         raise UsageError("--beam-width", "applies to beam search; --sampler decodes by sampling")
@@ -943,6 +940,7 @@ def _translate(args):
         if value is not None and args.sampler not in samplers:
             raise UsageError(option, f"applies only with --sampler {' or '.join(samplers)}")
     beam_width = 1 if args.sampler == "greedy" else args.beam_width or 4
+    sentences = _read_lines(args.sentences, noun="sentence", argument="SENTENCE")
 
     if _holds_saved_model(_existing_folder(args.model, "MODEL")):
         if sampling:
@@ -987,7 +985,6 @@ def _translate(args):
         def translate(texts, **settings):
             return model.translate(texts, **settings)
 
-    sentences = _read_sentences(args.sentences)
     # Blank lines stay blank (no sentence, no translation), so the lines keep matching.
     indices = [i for i, sentence in enumerate(sentences) if sentence.strip()]
     print(f"Translating {len(indices):,} sentence(s) with {described} ...", file=sys.stderr, flush=True)
@@ -1147,7 +1144,7 @@ def _evaluate_sentiment(args, model, loaded, saved_path, info):
 
     config = _sentiment_config(info)
     if args.data:
-        config = dataclasses.replace(config, data=_absolute_data(args.data))
+        config = dataclasses.replace(config, data=_absolute_data(args.data, _SENTIMENT_DATA_NAMES))
     if args.folds:
         return _cross_validate(args, config, info)
     if info is None and not args.data:
@@ -1229,7 +1226,7 @@ def _evaluate_translator(args, model, loaded, saved_path, info):
         )
     recorded = (info or {}).get("settings", {}).get("data")
     if args.data:
-        data = _absolute_parallel_data(args.data)
+        data = _absolute_data(args.data, _PARALLEL_DATA_NAMES)
         # A run's pair sample belongs to its own data.
         config = dataclasses.replace(
             config, data=data, max_pairs=config.max_pairs if data == recorded else 0
@@ -1381,32 +1378,23 @@ def _read_prompts(prompts):
     return [sys.stdin.read() if prompt == "-" else prompt for prompt in prompts]
 
 
-def _read_texts(texts):
-    """The texts to classify: the arguments, with '-' (or no argument) read as stdin's lines."""
-    texts = list(texts) or ["-"]
-    if "-" not in texts:
-        return texts
-    if sys.stdin.isatty():
-        print("Reading texts from stdin, one per line (Ctrl-D to end) ...", file=sys.stderr)
-    lines = sys.stdin.read().splitlines()
-    if not lines:
-        raise UsageError(
-            "TEXT", "stdin held no text; give texts as arguments or one per line on stdin "
-            "(an empty line is an empty text)",
-        )
-    index = texts.index("-")
-    return texts[:index] + lines + texts[index + 1 :]
+def _read_lines(values, *, noun, argument):
+    """The inputs of `predict` / `translate`: the arguments, with '-' (or no argument) read
+    as stdin's lines. Blank lines are kept (line i stays line i), and bytes that are not
+    UTF-8 are replaced, in the arguments too.
 
-
-def _read_sentences(sentences):
-    """The sentences to translate: the arguments, with '-' (or no argument) read as stdin's
-    lines. Blank lines are kept (line i stays line i) and bytes that are not UTF-8 are
-    replaced, in the arguments too."""
-    sentences = [os.fsencode(s).decode("utf-8", errors="replace") for s in sentences] or ["-"]
-    if "-" not in sentences:
-        return sentences
+    Args:
+        values: the positional arguments.
+        noun: what one line is ("text", "sentence"), for the messages.
+        argument: the positional argument's name in usage errors ("TEXT", "SENTENCE").
+    """
+    values = [os.fsencode(value).decode("utf-8", errors="replace") for value in values] or ["-"]
+    if values.count("-") > 1:
+        raise UsageError(argument, "'-' (read from stdin) may be given only once")
+    if "-" not in values:
+        return values
     if sys.stdin.isatty():
-        print("Reading sentences from stdin, one per line (Ctrl-D to end) ...", file=sys.stderr)
+        print(f"Reading {noun}s from stdin, one per line (Ctrl-D to end) ...", file=sys.stderr)
     stdin = getattr(sys.stdin, "buffer", None)
     text = stdin.read().decode("utf-8", errors="replace") if stdin else sys.stdin.read()
     # Only "\n" ends a line (str.splitlines would also split at form feeds and U+2028).
@@ -1415,11 +1403,11 @@ def _read_sentences(sentences):
         lines.pop()
     if not lines:
         raise UsageError(
-            "SENTENCE", "stdin held no sentence; give sentences as arguments or one per line "
-            "on stdin",
+            argument, f"stdin held no {noun}; give {noun}s as arguments or one per line on "
+            f"stdin (an empty line is an empty {noun})",
         )
-    index = sentences.index("-")
-    return sentences[:index] + lines + sentences[index + 1 :]
+    index = values.index("-")
+    return values[:index] + lines + values[index + 1 :]
 
 
 def _one_line(text, limit=_SHOWN_TEXT_LENGTH):
@@ -1462,18 +1450,16 @@ def _with_class_order(part, class_names):
     return dataclasses.replace(part, labels=new_id[part.labels], class_names=tuple(class_names))
 
 
-def _absolute_data(data):
-    """A sentiment --data (or --pretrain) value with a file or folder made absolute (names
-    stay names)."""
-    path = Path(data).expanduser()
-    if data in ("rotten_tomatoes", "pang_lee", "auto", "none") or not path.exists():
-        return data
-    return str(path.resolve())
+_SENTIMENT_DATA_NAMES = ("rotten_tomatoes", "pang_lee", "auto", "none")
+_PARALLEL_DATA_NAMES = ("bible", "gcc", "tfds", "auto", "none")
 
 
-def _absolute_parallel_data(data):
-    """A translator --data (or --ood-data) value with a file made absolute (names stay names)."""
-    if data in (None, "", "none") or data.split(":")[0] in ("bible", "gcc", "tfds"):
+def _absolute_data(data, names):
+    """A --data-like value with an existing file or folder made absolute, so that a run
+    resumed or evaluated from another folder finds it. Built-in names (`names`, also
+    with a ":..." suffix such as "bible:es-en") stay names, even if a file of that name
+    happens to exist here."""
+    if not data or data.split(":")[0] in names:
         return data
     path = Path(data).expanduser()
     return str(path.resolve()) if path.exists() else data
