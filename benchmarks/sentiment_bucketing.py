@@ -9,7 +9,7 @@ that a batch holds texts of similar length. This script measures, on real data:
   (`rnn_toolkit.data.padding_share`), averaged over `--padding-epochs` epochs, since the
   pipelines reshuffle every epoch;
 * the training throughput of the default model of `rnn-toolkit train sentiment`
-  (`rnn_toolkit.sentiment_run.build_model`: bidirectional GRU 128, embedding 128, the
+  (`rnn_toolkit.tasks.sentiment.run.build_model`: bidirectional GRU 128, embedding 128, the
   final hidden state, Adam with gradient clipping, precision "auto", i.e. mixed_bfloat16
   on a CPU with AVX512-BF16) on bucketed and on unbucketed batches: texts/s and real
   (non-padding) tokens/s.
@@ -61,7 +61,7 @@ import tensorflow as tf
 
 import rnn_toolkit
 from rnn_toolkit import data
-from rnn_toolkit.sentiment_run import SentimentRunConfig, build_model, load_data, split_data
+from rnn_toolkit.tasks.sentiment.run import SentimentRunConfig, build_model, load_data, split_data
 
 DATA_SETS = ("rotten_tomatoes", "pang_lee")
 VARIANTS = ("bucketed", "unbucketed")

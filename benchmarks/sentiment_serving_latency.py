@@ -50,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 import rnn_toolkit
-from rnn_toolkit.sentiment_run import SentimentRunConfig, load_data, split_data, train_sentiment_run
+from rnn_toolkit.tasks.sentiment.run import SentimentRunConfig, load_data, split_data, train_sentiment_run
 
 DEFAULT_MODEL_FOLDER = support.REPOSITORY_ROOT / "saved_models" / "sentiment"
 WORKLOADS = ("batch1", "batch32", "mixed")

@@ -35,8 +35,8 @@ from pathlib import Path
 import benchmark_support as support
 import keras
 
-from rnn_toolkit.run_folder import RunFolder
-from rnn_toolkit.translator_run import (
+from rnn_toolkit.runs.folder import RunFolder
+from rnn_toolkit.tasks.translator.run import (
     TranslatorRunConfig,
     build_model,
     format_results,

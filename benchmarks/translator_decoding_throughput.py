@@ -60,7 +60,7 @@ import numpy as np
 import tensorflow as tf
 
 import rnn_toolkit
-from rnn_toolkit.translator_run import token_counts
+from rnn_toolkit.tasks.translator.run import token_counts
 
 # The serving process and the run loading are shared with the latency benchmark.
 from translator_serving_latency import DEFAULT_RUN_DIR, ServingProcess, load_benchmark_run, mean_tokens

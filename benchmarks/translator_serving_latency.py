@@ -58,8 +58,8 @@ import benchmark_support as support
 import numpy as np
 
 import rnn_toolkit
-from rnn_toolkit.run_folder import RunSetupError, load_run_model
-from rnn_toolkit.translator_run import TranslatorRunConfig, describe_model, load_data, split_data, token_counts
+from rnn_toolkit.runs.folder import RunSetupError, load_run_model
+from rnn_toolkit.tasks.translator.run import TranslatorRunConfig, describe_model, load_data, split_data, token_counts
 
 DEFAULT_RUN_DIR = "runs/benchmarks/translator-additive"
 BATCH_SIZES = (1, 32)

@@ -26,7 +26,7 @@ from rnn_toolkit.models import (  # noqa: E402
 )
 from rnn_toolkit.training import ClipNormSchedule, ResetCarriedState, SampleText  # noqa: E402
 
-__version__ = "0.1.0"
+from rnn_toolkit.version import __version__  # noqa: E402
 
 __all__ = [
     "ClipNormSchedule",

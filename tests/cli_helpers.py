@@ -37,4 +37,15 @@ def assert_usage_error(result, option):
 
 
 def parse(argv):
-    return cli.build_parser().parse_args(argv)
+    """The parsed arguments of `argv` (unknown options fail the test)."""
+    _, args, extras = cli.parse_args(argv)
+    assert not extras, extras
+    return args
+
+
+def task_config(args):
+    """The run config a `train` (or `demo`) command line asks for."""
+    from rnn_toolkit.cli.options import config_from_args
+    from rnn_toolkit.cli.tasks import get_task
+
+    return config_from_args(args, get_task(args.task).config)

@@ -14,25 +14,17 @@ import time
 
 import pytest
 
-from rnn_toolkit import char_lm_run, cli, run_folder
+from rnn_toolkit import cli
+from rnn_toolkit.cli.options import prompt_text
+from rnn_toolkit.runs import folder as run_folder
+from rnn_toolkit.tasks.char_lm import cli as char_lm_cli
+from rnn_toolkit.tasks.char_lm import run as char_lm_run
 from rnn_toolkit.data import split_text
 
 TINY_MODEL = [
     "--units", "16", "--embedding-dim", "8", "--sequence-length", "20", "--batch-size", "8",
     "--precision", "float32",
 ]
-
-WORDS = "the quick brown fox jumps over a lazy dog and then runs far away into woods".split()
-
-
-def write_tiny_corpus(path, lines=300):
-    """A small deterministic text: enough windows of 21 characters for a few batches of 8."""
-    text = "\n".join(
-        " ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(8)) for i in range(lines)
-    )
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
-
 
 def run_main(argv, capture):
     """Runs cli.main in this process; returns (exit status, stdout, stderr).
@@ -81,7 +73,8 @@ def tiny_corpus(tmp_path):
 # --- Help ---------------------------------------------------------------------------------
 
 COMMAND_OPTIONS = {
-    "train": [
+    "train": ["TASK", "char_lm", "sentiment", "translator"],
+    "train char_lm": [
         "--corpus", "--run-dir", "--cell", "--units", "--layers", "--embedding-dim",
         "--dropout", "--sequence-length", "--batch-size", "--epochs", "--steps-per-epoch",
         "--learning-rate", "--clip-norm", "--precision", "--tbptt", "--sample-every",
@@ -102,12 +95,12 @@ def test_top_level_help_lists_every_command(capsys):
     status, out, _ = run_main(["--help"], capsys)
     assert status == 0
     for command in COMMAND_OPTIONS:
-        assert command in out
+        assert command.split()[0] in out
 
 
 @pytest.mark.parametrize("command", sorted(COMMAND_OPTIONS))
 def test_command_help_explains_every_option(command, capsys):
-    status, out, _ = run_main([command, "--help"], capsys)
+    status, out, _ = run_main([*command.split(), "--help"], capsys)
     assert status == 0
     for option in COMMAND_OPTIONS[command]:
         assert option in out, f"{command} --help does not mention {option}"
@@ -115,18 +108,21 @@ def test_command_help_explains_every_option(command, capsys):
 
 
 def test_train_help_shows_defaults(capsys):
-    _, out, _ = run_main(["train", "--help"], capsys)
+    _, out, _ = run_main(["train", "char_lm", "--help"], capsys)
     flat = " ".join(out.split())
     assert "(default: 100)" in flat  # --sequence-length
-    assert "(default: 64 for char_lm, 32 for sentiment)" in flat  # --batch-size
+    assert "sequences per training step (default: 64)" in flat  # --batch-size
     assert "(default: shakespeare)" in flat  # --corpus
     assert "runs/char_lm" in flat
+    _, out, _ = run_main(["train", "--help"], capsys)
+    flat = " ".join(out.split())
+    assert "Without TASK, 'train' trains char_lm" in flat
 
 
 def test_demo_help_says_how_reruns_behave(capsys):
     _, out, _ = run_main(["demo", "--help"], capsys)
     flat = " ".join(out.split())
-    assert f"(default: {cli.DEMO_EPOCHS})" in flat
+    assert f"(default: {char_lm_cli.DEMO_EPOCHS})" in flat
     assert "DIR-2" in flat
 
 
@@ -223,8 +219,8 @@ def test_resuming_with_other_settings_is_refused(tiny_corpus, tmp_path, capsys):
 
 
 def test_prompt_escapes():
-    assert cli.prompt_text(r"Romeo.\n") == "Romeo.\n"
-    assert cli.prompt_text(r"a\tb\\n") == "a\tb\\n"
+    assert prompt_text(r"Romeo.\n") == "Romeo.\n"
+    assert prompt_text(r"a\tb\\n") == "a\tb\\n"
 
 
 def test_next_free_run_dir_skips_finished_runs_only(tmp_path):

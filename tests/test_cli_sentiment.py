@@ -13,43 +13,18 @@ import re
 import numpy as np
 import pytest
 
-from rnn_toolkit import cli, run_folder
-from rnn_toolkit.char_lm_run import CharLMRunConfig
-from rnn_toolkit.sentiment_run import SentimentRunConfig
+from rnn_toolkit.runs import folder as run_folder
+from rnn_toolkit.tasks.char_lm import cli as char_lm_cli
+from rnn_toolkit.tasks.char_lm.run import CharLMRunConfig
+from rnn_toolkit.tasks.sentiment.run import SentimentRunConfig
 
-from cli_helpers import assert_usage_error, parse, run_cli
+from tiny_data import write_reviews
+from cli_helpers import assert_usage_error, parse, run_cli, task_config
 
 TINY_MODEL = [
     "--units", "4", "--embedding-dim", "4", "--batch-size", "8", "--precision", "float32",
     "--pretrain", "none",  # 'auto' would pretrain on 49,055 Pang & Lee sentences
 ]
-
-POSITIVE = "great fine wonderful lovely superb moving funny brilliant".split()
-NEGATIVE = "awful dull boring bad terrible tedious weak flat".split()
-FILLER = "the film was a story with actors and plot it is".split()
-
-
-def write_reviews(path, lines=40, scores=False):
-    """A deterministic CSV of short 'reviews': one sentiment word among filler words.
-
-    With `scores=True` the label column holds signed scores (40 distinct values, so
-    they are read as scores, and the class is their sign).
-    """
-    rows = ["text,score" if scores else "text,label"]
-    for i in range(lines):
-        positive = i % 2 == 1
-        words = [FILLER[(i * 5 + j * 3) % len(FILLER)] for j in range(3 + i % 5)]
-        words.insert(i % len(words), (POSITIVE if positive else NEGATIVE)[i % 8])
-        if scores:
-            label = f"{(1 if positive else -1) * (0.5 + 0.07 * i):.2f}"
-        else:
-            label = "positive" if positive else "negative"
-        rows.append(" ".join(words) + "," + label)
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
-
 
 def json_lines(out):
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -64,15 +39,13 @@ def test_top_level_help_lists_predict_and_both_tasks():
     assert "predict" in out and "sentiment" in out and "char_lm" in out
 
 
-def test_train_help_shows_each_tasks_default():
-    _, out, _ = run_cli(["train", "--help"])
+def test_train_help_shows_the_sentiment_defaults():
+    _, out, _ = run_cli(["train", "sentiment", "--help"])
     flat = " ".join(out.split())
-    # Shared options whose defaults differ name both; equal ones show one value.
-    assert "(default: 512 for char_lm, 128 for sentiment)" in flat  # --units
-    assert "(default: 64 for char_lm, 32 for sentiment)" in flat  # --batch-size
-    assert "(default: 0.0 for char_lm, 0.5 for sentiment)" in flat  # --dropout
-    assert "(default: lstm for char_lm, gru for sentiment)" in flat  # --cell
-    assert "(default: 64 for char_lm, 128 for sentiment)" in flat  # --embedding-dim
+    # Each task's help shows its own defaults of the shared options.
+    assert "hidden units per recurrent layer and direction (default: 128)" in flat
+    assert "texts per training step (default: 32)" in flat
+    assert "(default: gru)" in flat and "(default: 0.5)" in flat
     assert "--learning-rate LR Adam learning rate (default: 0.002)" in flat
     assert "(default: rotten_tomatoes)" in flat and "runs/sentiment" in flat
     for option in ("--data", "--head", "--bidirectional", "--no-bidirectional", "--pooling",
@@ -89,16 +62,11 @@ def test_command_help_mentions_sentiment(command):
 
 
 def test_defaults_come_from_each_tasks_config():
-    assert cli._task_config(parse(["train", "sentiment"])) == SentimentRunConfig()
-    assert cli._task_config(parse(["train"])) == CharLMRunConfig()
-    assert cli._task_config(parse(["demo"])) == CharLMRunConfig(
-        epochs=cli.DEMO_EPOCHS, steps_per_epoch=cli.DEMO_STEPS_PER_EPOCH
+    assert task_config(parse(["train", "sentiment"])) == SentimentRunConfig()
+    assert task_config(parse(["train"])) == CharLMRunConfig()
+    assert task_config(parse(["demo"])) == CharLMRunConfig(
+        epochs=char_lm_cli.DEMO_EPOCHS, steps_per_epoch=char_lm_cli.DEMO_STEPS_PER_EPOCH
     )
-
-
-def test_every_sentiment_setting_has_a_train_option():
-    options = {setting.name for setting in parse(["train"]).settings if "sentiment" in setting.tasks}
-    assert options == {field.name for field in dataclasses.fields(SentimentRunConfig)}
 
 
 def test_sentiment_options_set_the_config():
@@ -108,7 +76,7 @@ def test_sentiment_options_set_the_config():
         "--heldout-fraction", "0.2", "--head", "regression", "--truncation", "tail",
         "--epochs", "3", "--patience", "0",
     ])
-    assert cli._task_config(args) == dataclasses.replace(
+    assert task_config(args) == dataclasses.replace(
         SentimentRunConfig(), units=8, num_layers=2, bidirectional=False, bucketing=False,
         baseline=False, pooling="attention", split_seed=3, heldout_fraction=0.2,
         head="regression", truncation="tail", epochs=3, patience=0,
@@ -346,43 +314,6 @@ def test_regression_head_reports_scores(tmp_path):
     status, out, err = run_cli(["evaluate", "--run-dir", run_dir])
     assert status == 0, err
     assert "score error: MAE" in out and "RMSE" in out
-
-
-@pytest.mark.slow
-def test_an_interrupted_run_resumes(tmp_path, monkeypatch):
-    data = write_reviews(tmp_path / "reviews.csv", lines=80)
-    run_dir = tmp_path / "run"
-    argv = ["train", "sentiment", "--data", data, *TINY_MODEL, "--epochs", "4", "--patience", "9",
-            "--no-baseline", "--backup-every", "3", "--run-dir", run_dir]
-
-    class InterruptedClock(run_folder.TrainingClock):
-        """Ctrl-C as the third epoch begins: two epochs are backed up and logged."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise KeyboardInterrupt
-            super().on_epoch_begin(epoch, logs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(run_folder, "TrainingClock", InterruptedClock)
-        status, _, err = run_cli(argv)
-    assert status == 130 and "rerun the same command to resume" in err
-    assert (run_dir / "backup").is_dir() and not (run_dir / "model.keras").exists()
-
-    # Other settings are refused: the backup would not fit them.
-    result = run_cli([*argv, "--units", "5"])
-    assert_usage_error(result, "--run-dir")
-    assert "units: 4 -> 5" in result[2]
-
-    status, out, err = run_cli(argv)
-    assert status == 0, err
-    assert "Resuming the interrupted run" in out and "at epoch 3" in out
-    assert "Epoch 1/4" not in out and "Epoch 3/4" in out and "Epoch 4/4" in out
-    info = json.loads((run_dir / "run.json").read_text())
-    assert info["status"] == "finished" and info["resumed_from_epoch"] == 2
-    assert info["epochs_completed"] == 4
-    assert json.loads((run_dir / "history.json").read_text())["epoch"] == [0, 1, 2, 3]
-    assert not (run_dir / "backup").exists()
 
 
 @pytest.mark.slow

@@ -11,32 +11,17 @@ import json
 
 import pytest
 
-from rnn_toolkit import cli, run_folder
-from rnn_toolkit.translator_run import TranslatorRunConfig
+from rnn_toolkit.runs import folder as run_folder
+from rnn_toolkit.tasks.char_lm import cli as char_lm_cli
+from rnn_toolkit.tasks.translator.run import TranslatorRunConfig
 
-from cli_helpers import assert_usage_error, parse, run_cli
-
-ENGLISH = "the man woman dog cat sees eats loves bread water house big small red and".split()
-SPANISH = "el hombre mujer perro gato ve come ama pan agua casa grande pequeño rojo y".split()
+from tiny_data import write_pairs
+from cli_helpers import assert_usage_error, parse, run_cli, task_config
 
 TINY_MODEL = [
     "--units", "16", "--embedding-dim", "16", "--batch-size", "32", "--learning-rate", "0.01",
     "--min-count", "1", "--precision", "float32",
 ]
-
-
-def write_pairs(path, count=700, offset=0):
-    """Deterministic sentence pairs, one word-for-word translation per line (TSV)."""
-    rows = []
-    for i in range(offset, offset + count):
-        ids = [(i * 7 + j * 5 + j * j) % len(ENGLISH) for j in range(3 + i % 6)]
-        source = " ".join(ENGLISH[k] for k in ids).capitalize() + "."
-        target = " ".join(SPANISH[k] for k in ids).capitalize() + "."
-        rows.append(f"{source}\t{target}")
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
 
 
 def score_row(out, decoding):
@@ -55,11 +40,11 @@ def test_top_level_help_lists_translate_and_the_translator():
 
 
 def test_train_help_shows_the_translators_options_and_defaults():
-    _, out, _ = run_cli(["train", "--help"])
+    _, out, _ = run_cli(["train", "translator", "--help"])
     flat = " ".join(out.split())
-    # A shared option gives the translator's default apart from the other tasks'.
-    assert "(default: 512 for char_lm, 128 for sentiment) (translator: 256)" in flat  # --units
-    assert "(default: rotten_tomatoes) (translator: bible)" in flat  # --data
+    # A shared option shows the translator's own default.
+    assert "hidden units per recurrent layer (and encoder direction) (default: 256)" in flat
+    assert "(default: bible)" in flat  # --data
     assert "--attention {none,additive,multiplicative}" in flat
     assert "runs/translator" in flat
     for option in ("--max-pairs", "--max-source-length", "--max-target-length", "--lowercase",
@@ -76,12 +61,7 @@ def test_command_help_mentions_the_translator(command):
 
 
 def test_defaults_come_from_the_config():
-    assert cli._task_config(parse(["train", "translator"])) == TranslatorRunConfig()
-
-
-def test_every_translator_setting_has_a_train_option():
-    options = {s.name for s in parse(["train"]).settings if "translator" in s.tasks}
-    assert options == {field.name for field in dataclasses.fields(TranslatorRunConfig)}
+    assert task_config(parse(["train", "translator"])) == TranslatorRunConfig()
 
 
 def test_translator_options_set_the_config():
@@ -92,7 +72,7 @@ def test_translator_options_set_the_config():
         "--length-penalty", "0", "--ood-data", "none", "--sample-every", "0", "--split-seed", "3",
         "--heldout-fraction", "0.2", "--label-smoothing", "0", "--max-source-length", "12",
     ])
-    assert cli._task_config(args) == dataclasses.replace(
+    assert task_config(args) == dataclasses.replace(
         TranslatorRunConfig(), data="bible:es-en", max_pairs=600, units=16, lowercase=False,
         bidirectional=False, bucketing=False, attention="none", encoder_layers=2,
         decoder_layers=3, cell="gru", beam_width=8, length_penalty=0.0, ood_data="none",
@@ -332,39 +312,3 @@ def test_export_then_translate_and_evaluate_the_saved_model(trained_run):
     served = loaded.signatures["serving_default"](text=tf.constant(["The small cat."]))
     greedy = run_cli(["translate", run_dir, "The small cat.", "--beam-width", "1"])[1]
     assert served["translation"].numpy()[0].decode("utf-8") == greedy.strip()
-
-
-@pytest.mark.slow
-def test_an_interrupted_run_resumes(tmp_path, monkeypatch):
-    data = write_pairs(tmp_path / "pairs.tsv", count=120)
-    run_dir = tmp_path / "run"
-    argv = ["train", "translator", "--data", data, "--units", "4", "--embedding-dim", "4",
-            "--batch-size", "16", "--min-count", "1", "--precision", "float32", "--epochs", "2",
-            "--patience", "9", "--sample-every", "0", "--ood-data", "none", "--backup-every", "3",
-            "--run-dir", run_dir]
-
-    class InterruptedClock(run_folder.TrainingClock):
-        """Ctrl-C as the second epoch begins: one epoch is backed up and logged."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt
-            super().on_epoch_begin(epoch, logs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(run_folder, "TrainingClock", InterruptedClock)
-        status, _, err = run_cli(argv)
-    assert status == 130 and "rerun the same command to resume" in err
-    assert (run_dir / "backup").is_dir() and not (run_dir / "model.keras").exists()
-
-    result = run_cli([*argv, "--attention", "multiplicative"])
-    assert_usage_error(result, "--run-dir")
-    assert "attention: 'additive' -> 'multiplicative'" in result[2]
-
-    status, out, err = run_cli(argv)
-    assert status == 0, err
-    assert "Resuming the interrupted run" in out and "at epoch 2" in out
-    assert "Epoch 1/2" not in out and "Epoch 2/2" in out
-    info = json.loads((run_dir / "run.json").read_text())
-    assert info["status"] == "finished" and info["resumed_from_epoch"] == 1
-    assert info["epochs_completed"] == 2

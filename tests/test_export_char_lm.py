@@ -15,7 +15,7 @@ from rnn_toolkit.data import CharVocabulary, char_windows
 from rnn_toolkit.export import export_char_lm, version_dir
 
 TEXT = "to be or not to be, that is the question.\n" * 30
-CLIENT = Path(rnn_toolkit.__file__).parent / "export" / "char_lm_client.py"
+CLIENT = Path(rnn_toolkit.__file__).parent / "tasks" / "char_lm" / "client.py"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,8 @@ def test_layout_versions_and_assets(model, exported):
     assert exported.name == "1" and exported.parent.name == "char_lm"
     assert (exported / "saved_model.pb").exists() and (exported / "variables").is_dir()
     vocabulary = json.loads((exported / "assets" / "vocabulary.json").read_text("utf-8"))
-    assert vocabulary["characters"] == model.vocabulary.characters
+    assert vocabulary == model.vocabulary.to_json()
+    assert vocabulary["tokens"][2:] == model.vocabulary.characters
     assert not list(exported.parent.glob(".*"))  # no staging folder left behind
     assert version_dir(exported.parent.parent, "char_lm").name == "2"
 

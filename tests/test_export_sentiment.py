@@ -17,7 +17,7 @@ from rnn_toolkit.export import export_sentiment, version_dir
 WORDS = ["good", "bad", "film", "not", "!"]
 MAX_LENGTH = 8
 TEXTS = ["good film", "bad film !", "not good", "Not BAD at all!", "a film", "bad bad bad bad bad bad"]
-CLIENT = Path(rnn_toolkit.__file__).parent / "export" / "sentiment_client.py"
+CLIENT = Path(rnn_toolkit.__file__).parent / "tasks" / "sentiment" / "client.py"
 # Each model: (class names, builder arguments). Tiny, untrained; the default precision,
 # as exported models have it.
 MODELS = {
@@ -90,12 +90,16 @@ def test_layout_and_assets(models, exported):
         assert labels == {"class_names": list(MODELS[kind][0]), "head": model.head_type}
         vocabulary = json.loads((path / "assets" / "vocabulary.json").read_text("utf-8"))
         assert vocabulary == {
-            "words": WORDS,
+            "format": "rnn_toolkit.vocabulary/1",
+            "kind": "words",
+            "tokens": ["", "[UNK]"] + WORDS,
             "padding_id": 0,
             "unknown_id": 1,
-            "first_word_id": 2,
+            "start_id": None,
+            "end_id": None,
             "max_length": MAX_LENGTH,
             "truncation": "head",
+            "lowercase": True,
         }
     assert json.loads((exported["regression"] / "assets" / "labels.json").read_text())["head"] == "regression"
 

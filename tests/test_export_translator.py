@@ -12,7 +12,7 @@ import tensorflow as tf
 import rnn_toolkit
 from rnn_toolkit.data import WordVocabulary, encode_texts, translation_batches
 from rnn_toolkit.export import export_translator, version_dir
-from rnn_toolkit.export.translator import MAX_BEAM_WIDTH
+from rnn_toolkit.tasks.translator.export import MAX_BEAM_WIDTH
 
 SOURCES = ["the house is red", "the dog is big", "a red dog", "the big house", "a dog", "the house is big"]
 TARGETS = [
@@ -121,6 +121,7 @@ def test_vocabularies_are_assets(model, exported):
         assert record["tokens"] == vocabulary.tokens
         assert (record["padding_id"], record["unknown_id"]) == (0, 1)
         assert record["max_length"] == vocabulary.max_length and record["lowercase"] is True
+        assert record == vocabulary.to_json()
     target = json.loads((exported / "assets" / "target_vocabulary.json").read_text(encoding="utf-8"))
     assert (target["start_id"], target["end_id"]) == (2, 3)
     source = json.loads((exported / "assets" / "source_vocabulary.json").read_text(encoding="utf-8"))

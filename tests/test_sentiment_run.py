@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from rnn_toolkit.data import LabelledTexts, document_sentences
-from rnn_toolkit.run_folder import RunSetupError
-from rnn_toolkit.sentiment_run import (
+from rnn_toolkit.runs.folder import RunSetupError
+from rnn_toolkit.tasks.sentiment.run import (
     SentimentRunConfig,
     format_results_table,
     pretraining_data,

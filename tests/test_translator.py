@@ -1,4 +1,4 @@
-"""Tests for rnn_toolkit.models.translator: build_translator, Translator, loss and metric."""
+"""Tests for rnn_toolkit.tasks.translator.model: build_translator, Translator, loss and metric."""
 
 import keras
 import numpy as np

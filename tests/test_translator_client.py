@@ -1,4 +1,4 @@
-"""Tests for rnn_toolkit/export/translator_client.py, the TensorFlow-only translator client.
+"""Tests for rnn_toolkit/tasks/translator/client.py, the TensorFlow-only translator client.
 
 One tiny untrained translator (4 units, vocabularies of 8 words) is exported once per
 module; its translations are nonsense but deterministic, which is all the client has to
@@ -20,7 +20,7 @@ import rnn_toolkit
 from rnn_toolkit.data import WordVocabulary
 from rnn_toolkit.export import export_translator
 
-CLIENT = Path(rnn_toolkit.__file__).parent / "export" / "translator_client.py"
+CLIENT = Path(rnn_toolkit.__file__).parent / "tasks" / "translator" / "client.py"
 SENTENCES = ["the man sees a dog", "bread and water", "unknown words only"]
 
 

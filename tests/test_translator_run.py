@@ -1,4 +1,4 @@
-"""Tests for rnn_toolkit.translator_run: data split, vocabularies, a tiny real run, resume."""
+"""Tests for rnn_toolkit.tasks.translator.run: data split, vocabularies, a tiny real run, resume."""
 
 import collections
 import csv
@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from rnn_toolkit import run_folder
+from rnn_toolkit.runs import folder as run_folder
 from rnn_toolkit.data import WordVocabulary
 from rnn_toolkit.data.parallel_text import ParallelTexts
-from rnn_toolkit.run_folder import RunSetupError
-from rnn_toolkit.translator_run import (
+from rnn_toolkit.runs.folder import RunSetupError
+from rnn_toolkit.tasks.translator.run import (
     TRANSLATIONS_FILE,
     TranslatorRunConfig,
     load_data,
@@ -229,7 +229,7 @@ def test_an_interrupted_run_resumes_with_the_same_settings(tmp_path, monkeypatch
 
 def test_auto_out_of_domain_data_follows_the_language_pair():
     from rnn_toolkit.data import ParallelTexts
-    from rnn_toolkit.translator_run import out_of_domain_pairs
+    from rnn_toolkit.tasks.translator.run import out_of_domain_pairs
 
     pairs = ParallelTexts(("hola",) * 20, ("hello",) * 20, source_language="es", target_language="en")
     # gcc's catalogues hold English messages: nothing to score a Spanish-to-English model on.

@@ -1,7 +1,7 @@
 """Data for recurrent networks: corpora, vocabularies, splits and tf.data pipelines.
 
 This package never imports models or builders; models depend on data, not the
-other way round.
+other way round. Imports from rnn_toolkit: arguments, data.
 
 Example:
 

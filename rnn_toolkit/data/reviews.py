@@ -371,7 +371,7 @@ def document_sentences(data, *, min_words=4):
     This is distant supervision: most sentences of a positive review lean positive, so
     the 1,500 Pang & Lee reviews become ~49,000 noisily labelled sentences, enough to
     teach a sentence classifier the sentiment vocabulary of movie reviews before it is
-    trained on the real sentence labels (see `rnn_toolkit.sentiment_run`).
+    trained on the real sentence labels (see `rnn_toolkit.tasks.sentiment.run`).
 
     Args:
         data: `LabelledTexts` of documents.

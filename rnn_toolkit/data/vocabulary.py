@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from rnn_toolkit.arguments import check_positive_int
+from rnn_toolkit.data.vocabulary_json import check_vocabulary_record, vocabulary_record
 
 # StringLookup needs some OOV token string when mapping text to ids; it is never
 # produced, because a single character cannot equal this multi-character token.
@@ -140,6 +141,12 @@ class CharVocabulary(keras.layers.Layer):
         return list(self._characters)
 
     @property
+    def tokens(self):
+        """What every id decodes to, in id order: `""` (padding), U+FFFD (unknown),
+        then the characters."""
+        return ["", _REPLACEMENT_CHARACTER] + self._characters
+
+    @property
     def size(self):
         """Number of ids, including padding and unknown."""
         return len(self._characters) + 2
@@ -192,6 +199,27 @@ class CharVocabulary(keras.layers.Layer):
         # Keras traces layers symbolically; ids have one more (ragged) axis.
         shape = tuple(strings.shape) + (None,)
         return keras.KerasTensor(shape, dtype="int32", ragged=len(shape) > 1)
+
+    def to_json(self):
+        """The vocabulary as a JSON-able dict (see `rnn_toolkit.data.vocabulary_json`)."""
+        return vocabulary_record("characters", self.tokens)
+
+    @classmethod
+    def from_json(cls, record, **kwargs):
+        """The vocabulary `to_json` described; `kwargs` go to the constructor (`name`).
+
+        Example:
+
+        >>> import rnn_toolkit.data
+        >>> vocab = rnn_toolkit.data.CharVocabulary("ab")
+        >>> record = vocab.to_json()
+        >>> record["kind"], record["tokens"][2:], record["unknown_id"]
+        ('characters', ['a', 'b'], 1)
+        >>> rnn_toolkit.data.CharVocabulary.from_json(record).characters
+        ['a', 'b']
+        """
+        characters = check_vocabulary_record(record, "characters", ["", _REPLACEMENT_CHARACTER])
+        return cls(characters, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from rnn_toolkit.arguments import check_positive_int
+from rnn_toolkit.data.vocabulary_json import check_vocabulary_record, vocabulary_record
 
 _OOV_TOKEN = "[UNK]"
 _START_TOKEN = "[START]"
@@ -259,6 +260,48 @@ class WordVocabulary(keras.layers.Layer):
 
     def compute_output_spec(self, strings):
         return keras.KerasTensor(tuple(strings.shape) + (None,), dtype="int32", ragged=True)
+
+    def to_json(self):
+        """The vocabulary as a JSON-able dict (see `rnn_toolkit.data.vocabulary_json`)."""
+        markers = self.sequence_markers
+        return vocabulary_record(
+            "words",
+            self.tokens,
+            start_id=self.start_id if markers else None,
+            end_id=self.end_id if markers else None,
+            max_length=self.max_length,
+            truncation=self.truncation,
+            lowercase=self.lowercase,
+        )
+
+    @classmethod
+    def from_json(cls, record, **kwargs):
+        """The vocabulary `to_json` described; `kwargs` go to the constructor (`name`).
+
+        Example:
+
+        >>> import rnn_toolkit.data
+        >>> vocab = rnn_toolkit.data.WordVocabulary(["yes", "no"], max_length=5)
+        >>> copy = rnn_toolkit.data.WordVocabulary.from_json(vocab.to_json())
+        >>> copy.words, copy.max_length, copy.sequence_markers
+        (['yes', 'no'], 5, False)
+        """
+        markers = isinstance(record, dict) and record.get("start_id") is not None
+        reserved = ["", _OOV_TOKEN] + ([_START_TOKEN, _END_TOKEN] if markers else [])
+        words = check_vocabulary_record(
+            record, "words", reserved,
+            start_id=2 if markers else None,
+            end_id=3 if markers else None,
+            settings=("max_length", "truncation", "lowercase"),
+        )
+        return cls(
+            words,
+            max_length=record["max_length"],
+            truncation=record["truncation"],
+            lowercase=record["lowercase"],
+            sequence_markers=markers,
+            **kwargs,
+        )
 
     def get_config(self):
         config = super().get_config()

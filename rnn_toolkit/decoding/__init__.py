@@ -4,6 +4,8 @@
 `tf.while_loop`; a sampler (`GreedySampler`, `TemperatureSampler`, `TopKSampler`,
 `TopPSampler`, or `sample_logits` with tensor parameters) picks each token.
 `beam_search` runs the same loop with a `BeamSearch`, `decode_with_strategy` with any strategy.
+
+Imports from rnn_toolkit: arguments, decoding.
 """
 
 from rnn_toolkit.decoding.loop import (

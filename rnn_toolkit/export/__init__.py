@@ -1,12 +1,15 @@
 """SavedModel export in the TF Serving layout (`<base>/<name>/<version>/`), raw text in and out.
 
-Export depends on models, never the other way round.
+A facade over the task folders (`rnn_toolkit.tasks.<task>.export`) and the shared
+atomic writer (`rnn_toolkit.saved_model`); these names are the stable public ones.
+Export depends on models, never the other way round. Imports from rnn_toolkit: saved_model,
+tasks.
 """
 
-from rnn_toolkit.export.char_lm import CharLMServing, export_char_lm
-from rnn_toolkit.export.saved_model import version_dir, write_saved_model
-from rnn_toolkit.export.sentiment import SentimentServing, export_sentiment
-from rnn_toolkit.export.translator import TranslatorServing, export_translator
+from rnn_toolkit.saved_model import version_dir, write_saved_model
+from rnn_toolkit.tasks.char_lm.export import CharLMServing, export_char_lm
+from rnn_toolkit.tasks.sentiment.export import SentimentServing, export_sentiment
+from rnn_toolkit.tasks.translator.export import TranslatorServing, export_translator
 
 __all__ = [
     "CharLMServing",

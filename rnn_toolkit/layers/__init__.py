@@ -1,5 +1,9 @@
-"""Layers shared by every builder. Layers know nothing of training."""
+"""Layers shared by every builder. Layers know nothing of training.
 
+Imports from rnn_toolkit: arguments, precision, data, decoding, layers.
+"""
+
+from rnn_toolkit.layers.attention_decoder import AttentionDecoder
 from rnn_toolkit.layers.bag_of_words import BagOfWords
 from rnn_toolkit.layers.recurrent_stack import CELL_TYPES, RecurrentStack, cudnn_conditions
 from rnn_toolkit.layers.sequence_pooling import POOLING_METHODS, SequencePooling
@@ -8,6 +12,7 @@ from rnn_toolkit.layers.word_dropout import WordDropout
 
 __all__ = [
     "ATTENTION_SCORES",
+    "AttentionDecoder",
     "BagOfWords",
     "CELL_TYPES",
     "POOLING_METHODS",

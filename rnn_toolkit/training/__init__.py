@@ -1,4 +1,9 @@
-"""Training: gradient clipping by global norm and the callbacks every builder shares."""
+"""Training: gradient clipping by global norm, masked sequence losses, and the callbacks
+every builder shares.
+
+Imports from rnn_toolkit: data, decoding, training (never a model: callbacks call the
+methods a model offers, such as `generate`).
+"""
 
 from rnn_toolkit.training.callbacks import (
     ClipNormSchedule,
@@ -7,13 +12,16 @@ from rnn_toolkit.training.callbacks import (
     SampleText,
 )
 from rnn_toolkit.training.gradient_clipping import GradientClippingModel, clip_scale, global_norm
+from rnn_toolkit.training.sequence_losses import MaskedSequenceCrossentropy, TokenAccuracy
 
 __all__ = [
     "ClipNormSchedule",
     "GradientClippingModel",
     "KeepBestWeights",
+    "MaskedSequenceCrossentropy",
     "ResetCarriedState",
     "SampleText",
+    "TokenAccuracy",
     "clip_scale",
     "global_norm",
 ]

@@ -16,8 +16,10 @@ one cuDNN-eligible call under teacher forcing, and only the score function diffe
 between `attention="additive"` (Bahdanau's score) and `"multiplicative"` (Luong's
 general score).
 
-Training (`call`) and inference (`step`, used by the decoding loop) go through the same
-layer objects, so they share weights by construction.
+The decoder half (target embedding, decoder, attention, output layer) is the shared
+`rnn_toolkit.layers.AttentionDecoder`; training (`call`) and inference (`step`, used by
+the decoding loop) go through the same layer objects, so they share weights by
+construction.
 """
 
 import keras
@@ -29,12 +31,12 @@ from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data.word_vocabulary import WordVocabulary
 from rnn_toolkit.decoding.loop import BeamSearch, SamplingSearch, decode_with_strategy
 from rnn_toolkit.decoding.samplers import sample_logits
+from rnn_toolkit.layers.attention_decoder import ATTENTION_TYPES, AttentionDecoder
 from rnn_toolkit.layers.recurrent_stack import RecurrentStack
-from rnn_toolkit.layers.source_attention import ATTENTION_SCORES, SourceAttention
 from rnn_toolkit.precision import resolve_dtype_policy
 from rnn_toolkit.training.gradient_clipping import GradientClippingModel
+from rnn_toolkit.training.sequence_losses import MaskedSequenceCrossentropy, TokenAccuracy
 
-ATTENTION_TYPES = ("none",) + ATTENTION_SCORES
 BRIDGES = ("dense", "zeros")
 
 MAX_TRANSLATION_LENGTH = 512
@@ -120,28 +122,34 @@ class Translator(GradientClippingModel):
         max_output_length = check_positive_int("max_output_length", max_output_length)
 
         # === Layers ===
+        attention_decoder = AttentionDecoder(
+            target_vocabulary.size, embedding_dim=embedding_dim, cell=cell, units=units,
+            num_layers=decoder_layers, attention=attention, attention_units=attention_units,
+            memory_size=units * (2 if bidirectional else 1), dropout=dropout,
+            end_id=target_vocabulary.end_id, name="attention_decoder", dtype=policy,
+        )
+        # The block's layers are also the translator's own attributes, assigned in the
+        # order and under the names they had before the block existed: `.keras` files
+        # store weights by attribute path and the optimizer's slots in the order of
+        # `trainable_variables`, so older files still load. The block itself comes last,
+        # under a private name (visited last when saving, after all its layers).
         self.source_vocabulary = source_vocabulary
         self.target_vocabulary = target_vocabulary
         # mask_zero: id 0 is padding. Sources never have an empty row (the vocabulary
-        # encodes an empty text as one unknown word) and decoder inputs start with
-        # [START], so both masks are right-padded with a valid first step: cuDNN's terms.
+        # encodes an empty text as one unknown word), so the mask is right-padded with a
+        # valid first step: cuDNN's terms.
         self.source_embedding = keras.layers.Embedding(
             source_vocabulary.size, embedding_dim, mask_zero=True, name="source_embedding",
             dtype=policy,
         )
-        self.target_embedding = keras.layers.Embedding(
-            target_vocabulary.size, embedding_dim, mask_zero=True, name="target_embedding",
-            dtype=policy,
-        )
-        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout", dtype=policy)
+        self.target_embedding = attention_decoder.embedding
+        # One dropout layer for both languages' embeddings, as before the block.
+        self.embedding_dropout = attention_decoder.embedding_dropout
         self.encoder = RecurrentStack(
             cell, units=units, num_layers=encoder_layers, dropout=dropout,
             bidirectional=bidirectional, return_sequences=True, name="encoder", dtype=policy,
         )
-        self.decoder = RecurrentStack(
-            cell, units=units, num_layers=decoder_layers, dropout=dropout,
-            bidirectional=False, return_sequences=True, name="decoder", dtype=policy,
-        )
+        self.decoder = attention_decoder.recurrent
         # One projection per decoder state tensor: h gets tanh (hidden states live in
         # [-1, 1]); an LSTM cell state c is unbounded, so its projection is linear.
         self.bridge_layers = []
@@ -155,23 +163,11 @@ class Translator(GradientClippingModel):
                             dtype=policy,
                         )
                     )
-        self.attention = None
-        self.attention_projection = None
-        if attention != "none":
-            self.attention = SourceAttention(
-                attention, units=attention_units, name="attention", dtype=policy
-            )
-            # Linear, as in TensorFlow's NMT attention wrapper. With Luong's tanh here,
-            # Adam drove the projection into saturation within ~100 steps on the Bible
-            # data (constant features, vanishing gradients, a unigram model at best),
-            # with any learning rate from 5e-4 to 2e-3.
-            self.attention_projection = keras.layers.Dense(
-                units, use_bias=False, name="attention_projection", dtype=policy,
-            )
-        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout", dtype=policy)
-        self.output_layer = keras.layers.Dense(
-            target_vocabulary.size, name="output", dtype="float32"
-        )
+        self.attention = attention_decoder.attention
+        self.attention_projection = attention_decoder.attention_projection
+        self.output_dropout = attention_decoder.output_dropout
+        self.output_layer = attention_decoder.output_layer
+        self._attention_decoder = attention_decoder
 
         # === Config ===
         self.embedding_dim = embedding_dim
@@ -188,6 +184,9 @@ class Translator(GradientClippingModel):
         self.dtype_policy_name = policy
 
     def build(self, input_shape=None):
+        # Every layer is built here, in the translator's name scope, so variable paths
+        # stay `translator/decoder/...` (not `translator/attention_decoder/decoder/...`);
+        # the block then finds its layers built.
         batch = None
         self.source_embedding.build((batch, None))
         self.target_embedding.build((batch, None))
@@ -200,6 +199,7 @@ class Translator(GradientClippingModel):
             self.attention.build(self.units, self.encoder.output_size)
             self.attention_projection.build((batch, self.units + self.encoder.output_size))
         self.output_layer.build((batch, self.units))
+        self._attention_decoder.build()
         self.built = True
 
     # --- The pieces: encoder, bridge, decoder output ------------------------------------
@@ -241,20 +241,6 @@ class Translator(GradientClippingModel):
             decoder_states.append(layer_states)
         return decoder_states
 
-    def _predict(self, decoder_outputs, memory, keys, source_mask, training=None):
-        """Logits from decoder outputs (sequences or one step), attending if configured."""
-        weights = None
-        features = decoder_outputs
-        if self.attention is not None:
-            context, weights = self.attention(
-                decoder_outputs, keys, memory, source_mask=source_mask
-            )
-            features = self.attention_projection(
-                ops.concatenate([decoder_outputs, context], axis=-1)
-            )
-        logits = self.output_layer(self.output_dropout(features, training=training))
-        return logits, weights
-
     def call(self, inputs, training=None, return_attention=False):
         """Teacher-forced logits for `(source_ids, decoder_input_ids)`.
 
@@ -263,21 +249,14 @@ class Translator(GradientClippingModel):
         """
         source_ids, decoder_input_ids = inputs
         memory, source_mask, decoder_state = self.encode(source_ids, training=training)
-        keys = None if self.attention is None else self.attention.project_keys(memory)
-        target_mask = self.target_embedding.compute_mask(decoder_input_ids)
-        embedded = self.embedding_dropout(
-            self.target_embedding(decoder_input_ids), training=training
+        return self._attention_decoder(
+            decoder_input_ids,
+            decoder_state,
+            memory=memory,
+            memory_mask=source_mask,
+            training=training,
+            return_attention=return_attention,
         )
-        outputs = self.decoder(
-            embedded, initial_state=decoder_state, mask=target_mask, training=training
-        )
-        logits, weights = self._predict(outputs, memory, keys, source_mask, training=training)
-        # A fresh tensor without the decoder's Keras mask attached: the loss masks
-        # padding itself, and Keras must not apply a (differently scaled) mask again.
-        logits = tf.identity(logits)
-        if return_attention:
-            return logits, weights
-        return logits
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -287,8 +266,9 @@ class Translator(GradientClippingModel):
     def start_decoding(self, source_ids, limits=None):
         """Encodes a batch and returns `(first_logits, state)` for the decoding loop.
 
-        The state holds the decoder state and, for attention, the memory, its keys and
-        the source mask: a beam search reorders and tiles all of it along the batch.
+        The state (see `AttentionDecoder.decoding_state`) holds the decoder state and,
+        for attention, the memory, its keys and the source mask: a beam search reorders
+        and tiles all of it along the batch.
 
         Args:
             source_ids: right-padded int ids `[batch, source_time]`.
@@ -298,42 +278,15 @@ class Translator(GradientClippingModel):
                 batch.
         """
         memory, source_mask, decoder_state = self.encode(source_ids, training=False)
-        state = {"decoder": decoder_state}
-        if self.attention is not None:
-            state.update(
-                memory=memory,
-                keys=self.attention.project_keys(memory),
-                source_mask=source_mask,
-            )
-        if limits is not None:
-            state.update(limits=tf.cast(limits, tf.int32), position=tf.zeros_like(limits, tf.int32))
+        state = self._attention_decoder.decoding_state(
+            decoder_state, memory=memory, memory_mask=source_mask, limits=limits
+        )
         start = tf.fill(tf.shape(source_ids)[:1], self.target_vocabulary.start_id)
         return self.step(start, state)
 
     def step(self, token_ids, state):
         """One target word: ids `[batch]` and state -> (float32 logits `[batch, vocab]`, state)."""
-        # A plain lookup: the layer call would attach a padding mask that the cells
-        # cannot use (and warn about).
-        embedded = ops.cast(
-            ops.take(self.target_embedding.embeddings, token_ids, axis=0), self.compute_dtype
-        )
-        outputs, decoder_state = self.decoder.step(embedded, state["decoder"])
-        logits, _ = self._predict(
-            outputs, state.get("memory"), state.get("keys"), state.get("source_mask")
-        )
-        state = dict(state, decoder=decoder_state)
-        if "limits" in state:
-            # The logits of position `position`: a row at its limit may only end.
-            logits = tf.cast(logits, tf.float32)
-            at_limit = state["position"] >= state["limits"]
-            only_end = tf.where(
-                tf.equal(tf.range(tf.shape(logits)[1]), self.target_vocabulary.end_id),
-                0.0,
-                -float("inf"),
-            )
-            logits = tf.where(at_limit[:, tf.newaxis], only_end[tf.newaxis, :], logits)
-            state["position"] = state["position"] + 1
-        return logits, state
+        return self._attention_decoder.step(token_ids, state)
 
     # --- Raw text in, raw text out ----------------------------------------------------
 
@@ -694,62 +647,3 @@ def build_translator(
         metrics=[TokenAccuracy()],
     )
     return model
-
-
-@keras.saving.register_keras_serializable(package="rnn_toolkit")
-class MaskedSequenceCrossentropy(keras.losses.Loss):
-    """Cross-entropy of int targets `[batch, time]` (0 = padding) from logits, averaged
-    over real positions only, so a batch's padding neither adds loss nor dilutes it."""
-
-    def __init__(self, label_smoothing=0.0, name="masked_sequence_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.label_smoothing = float(label_smoothing)
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, "int32")
-        logits = ops.cast(y_pred, "float32")
-        if self.label_smoothing:
-            labels = ops.one_hot(y_true, ops.shape(logits)[-1])
-            losses = keras.losses.categorical_crossentropy(
-                labels, logits, from_logits=True, label_smoothing=self.label_smoothing
-            )
-        else:
-            losses = keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
-        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
-        # Per example: the masked sum; `Loss` then averages over the batch, so scale by
-        # batch / tokens to get the mean over real tokens.
-        tokens = ops.maximum(ops.sum(mask), 1.0)
-        batch = ops.cast(ops.shape(y_true)[0], "float32")
-        return ops.sum(losses * mask, axis=-1) * batch / tokens
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(label_smoothing=self.label_smoothing)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="rnn_toolkit")
-class TokenAccuracy(keras.metrics.Metric):
-    """The share of real (non-padding) target positions whose argmax is right."""
-
-    def __init__(self, name="token_accuracy", dtype=None):
-        super().__init__(name=name, dtype=dtype)
-        self.correct = self.add_variable((), initializer="zeros", name="correct")
-        self.total = self.add_variable((), initializer="zeros", name="total")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.cast(y_true, "int32")
-        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
-        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
-        self.correct.assign_add(ops.sum(ops.cast(ops.equal(predicted, y_true), "float32") * mask))
-        self.total.assign_add(ops.sum(mask))
-
-    def result(self):
-        return self.correct / ops.maximum(self.total, 1.0)
-
-    def reset_state(self):
-        self.correct.assign(0.0)
-        self.total.assign(0.0)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}

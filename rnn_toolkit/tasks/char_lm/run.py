@@ -19,10 +19,8 @@ holds `backup/`, and *empty* otherwise.
 
 import dataclasses
 import math
-import shutil
 from pathlib import Path
 
-import keras
 import tensorflow as tf
 
 from rnn_toolkit.data import (
@@ -33,17 +31,11 @@ from rnn_toolkit.data import (
     split_text,
 )
 from rnn_toolkit.data.cache import write_atomically
-from rnn_toolkit.run_folder import (
-    RunFolder,
-    RunSetupError,
-    now,
-    prepare_run_folder,
-    run_callbacks,
-    save_model_atomically,
-    versions,
-)
-from rnn_toolkit.models import build_char_lm
+from rnn_toolkit.runs import FitData, RunSetupError, TaskRun, TrainingConfig, progress_verbosity, train_run
+from rnn_toolkit.tasks.char_lm.model import build_char_lm
 from rnn_toolkit.training import ResetCarriedState, SampleText
+
+TASK = "char_lm"
 
 CORPUS_NAMES = ("shakespeare", "python")
 """Corpora known by name; anything else given as a corpus is a path."""
@@ -65,10 +57,10 @@ _RESUME_SETTINGS = (
 
 
 @dataclasses.dataclass
-class CharLMRunConfig:
+class CharLMRunConfig(TrainingConfig):
     """Everything that defines a char-LM training run (stored in `run.json`)."""
 
-    corpus: str = "shakespeare"  # "shakespeare", "python", or a text file / folder path
+    corpus: str = "shakespeare"  # "shakespeare", "python", "tfds:NAME[:SPLIT]", or a text file / folder
     max_chars: int | None = None  # use only the first N characters (quick tests)
     validation_fraction: float = 0.1  # held-out share of each block (see split_text)
     num_chunks: int = 10  # blocks the held-out text is drawn from
@@ -78,26 +70,37 @@ class CharLMRunConfig:
     embedding_dim: int = 64  # character embedding size
     dropout: float = 0.0  # between layers and before the output layer
     sequence_length: int = 100  # characters per training window (BPTT length)
-    batch_size: int = 64  # windows per step
-    epochs: int = 10
     steps_per_epoch: int | None = None  # None: one pass over the training windows
     validation_steps: int = 10  # held-out batches scored after each epoch (0: none)
-    learning_rate: float = 2e-3  # Adam
-    clip_norm: float = 1.0  # global gradient-norm clipping (0: off)
-    precision: str = "auto"  # "auto", "float32", "mixed_bfloat16", "mixed_float16"
     tbptt: bool = False  # consecutive batches with the recurrent state carried over
     sample_every: int = 1  # print samples every N epochs (0: never)
     prompts: list[str] | None = None  # None: DEFAULT_PROMPTS for the corpus
     sample_length: int = 200  # characters generated per sample
     temperature: float = 0.8  # sampling temperature of the samples
-    seed: int = 0  # seeds Python, NumPy, TensorFlow and the data pipeline
-    backup_every: int = 100  # steps between backups (plus one at every epoch end)
 
     def resolved_prompts(self):
         """The prompts to sample from: the given ones, or the corpus' defaults."""
         if self.prompts:
             return list(self.prompts)
         return list(DEFAULT_PROMPTS.get(self.corpus, ["\n"]))
+
+
+@dataclasses.dataclass
+class CharLMData:
+    """A loaded corpus, its training and held-out pieces, and the training vocabulary."""
+
+    text: str
+    train_pieces: list
+    validation_pieces: list
+    vocabulary: CharVocabulary
+
+    @property
+    def train_characters(self):
+        return sum(map(len, self.train_pieces))
+
+    @property
+    def validation_characters(self):
+        return sum(map(len, self.validation_pieces))
 
 
 def corpus_source(corpus):
@@ -163,7 +166,7 @@ def heldout_windows(validation_pieces, vocabulary, *, sequence_length, batch_siz
         ) from error
 
 
-def heldout_loss(model, validation_pieces, *, sequence_length, batch_size, verbose=1):
+def heldout_loss(model, validation_pieces, *, sequence_length, batch_size, verbose=None):
     """Mean next-character loss (nats/char) of `model` on the held-out windows.
 
     Returns:
@@ -172,6 +175,7 @@ def heldout_loss(model, validation_pieces, *, sequence_length, batch_size, verbo
     dataset = heldout_windows(
         validation_pieces, model.vocabulary, sequence_length=sequence_length, batch_size=batch_size
     )
+    verbose = progress_verbosity() if verbose is None else verbose
     results = model.evaluate(dataset, verbose=verbose, return_dict=True)
     windows = sum(len(piece) // (sequence_length + 1) for piece in validation_pieces)
     return float(results["loss"]), windows * sequence_length
@@ -208,7 +212,7 @@ def saved_model_heldout_loss(log_prob, validation_pieces, *, sequence_length, ba
         )
     total_log_prob, scored = 0.0, 0
     batches = range(0, len(windows), batch_size)
-    for start in tqdm(batches, desc="scoring held-out text", unit="batch", disable=not progress):
+    for start in tqdm(batches, desc="scoring held-out text", unit="batch", disable=None if progress else True):
         result = log_prob(text=tf.constant(windows[start : start + batch_size]))
         total_log_prob += float(tf.reduce_sum(tf.cast(result["log_prob"], tf.float64)))
         scored += int(tf.reduce_sum(tf.maximum(result["num_chars"] - 1, 0)))
@@ -234,149 +238,131 @@ def format_loss(summary):
     )
 
 
-def train_char_lm_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=print):
+class CharLMRun(TaskRun):
+    """The char LM's part of a training run (see `rnn_toolkit.runs.train_run`)."""
+
+    name = TASK
+    resume_settings = _RESUME_SETTINGS
+
+    def prepare(self, run):
+        config = run.config
+        run.print_fn(f"Loading corpus {config.corpus!r} ...")
+        text, train_pieces, validation_pieces = load_split(
+            config.corpus,
+            max_chars=config.max_chars,
+            validation_fraction=config.validation_fraction,
+            num_chunks=config.num_chunks,
+        )
+        vocabulary = CharVocabulary.from_text(train_pieces)
+        run.data = CharLMData(text, train_pieces, validation_pieces, vocabulary)
+        run.print_fn(
+            f"{len(text):,} characters: {run.data.train_characters:,} for training, "
+            f"{run.data.validation_characters:,} held out ({len(validation_pieces)} pieces); "
+            f"vocabulary of {vocabulary.size} ids"
+        )
+
+    def datasets(self, run):
+        config, data = run.config, run.data
+        train, batches_per_pass = _training_data(data.train_pieces, data.vocabulary, config)
+        validation, validation_steps = _validation_data(data.validation_pieces, data.vocabulary, config)
+        run.state["batches_per_pass"] = batches_per_pass
+        run.state["steps_per_epoch"] = min(config.steps_per_epoch or batches_per_pass, batches_per_pass)
+        return FitData(train, validation, run.state["steps_per_epoch"], validation_steps)
+
+    def build_model(self, run):
+        config = run.config
+        model = build_char_lm(
+            run.data.vocabulary,
+            embedding_dim=config.embedding_dim,
+            cell=config.cell,
+            units=config.units,
+            num_layers=config.num_layers,
+            dropout=config.dropout,
+            learning_rate=config.learning_rate,
+            clip_norm=config.clip_norm,
+            dtype_policy=config.precision,
+        )
+        if config.tbptt:
+            model.enable_state_carry(config.batch_size)
+        return model
+
+    def describe(self, run):
+        config, data = run.config, run.data
+        return {
+            "corpus": {"source": corpus_source(config.corpus), "characters": len(data.text)},
+            "split": {
+                "validation_fraction": config.validation_fraction,
+                "num_chunks": config.num_chunks,
+                "train_characters": data.train_characters,
+                "validation_characters": data.validation_characters,
+                "validation_pieces": len(data.validation_pieces),
+            },
+            "vocabulary_size": data.vocabulary.size,
+            "steps_per_epoch": run.state["steps_per_epoch"],
+        }
+
+    def before_fit(self, run):
+        config = run.config
+        write_atomically(run.folder.heldout, "\n".join(run.data.validation_pieces))
+        run.print_fn(
+            f"{config.cell.upper()} {config.num_layers}x{config.units}, {run.info['parameters']:,} "
+            f"parameters, {run.model.dtype_policy_name}; {config.epochs} epochs of "
+            f"{run.state['steps_per_epoch']} steps ({run.state['batches_per_pass']} per pass over "
+            "the training text)"
+            + (", truncated BPTT with carried state" if config.tbptt else "")
+        )
+
+    def callbacks(self, run):
+        config = run.config
+        callbacks = [ResetCarriedState()] if config.tbptt else []
+        if config.sample_every:
+            callbacks.append(
+                SampleText(
+                    config.resolved_prompts(),
+                    every=config.sample_every,
+                    max_length=config.sample_length,
+                    sampler="temperature",
+                    seed=config.seed,
+                    temperature=config.temperature,
+                    print_fn=run.print_fn,
+                )
+            )
+        return callbacks
+
+    def score(self, run):
+        config = run.config
+        epochs_done = len(run.history.get("epoch", []))
+        tokens = epochs_done * run.state["steps_per_epoch"] * config.batch_size * config.sequence_length
+        run.print_fn("Scoring the held-out text ...")
+        loss, scored = heldout_loss(
+            run.model,
+            run.data.validation_pieces,
+            sequence_length=config.sequence_length,
+            batch_size=config.batch_size,
+            verbose=run.verbose,
+        )
+        return {
+            "heldout": loss_summary(loss, scored),
+            "tokens_trained": tokens,
+            "tokens_per_second": tokens / run.train_seconds if run.train_seconds else None,
+        }
+
+    def report(self, run):
+        info = run.info
+        return (
+            format_loss(info["heldout"]) + "\n"
+            f"Trained {info['epochs_completed']} epochs in {info['train_seconds']:.0f} s "
+            f"({info['tokens_per_second'] or 0:,.0f} characters/s)"
+        )
+
+
+def train_char_lm_run(config, run_dir, **options):
     """Trains a char LM in `run_dir`, resuming an interrupted run there.
 
-    Args:
-        config: a `CharLMRunConfig`.
-        run_dir: the run folder (created if needed).
-        overwrite: replace a finished or interrupted run instead of refusing or resuming.
-        verbose: Keras' verbosity for `fit` and `evaluate`.
-        print_fn: where status lines and samples go.
-
-    Returns:
-        `(model, run_info)`: the trained model and the `run.json` contents.
-
-    Raises:
-        RunSetupError: if the folder holds a finished run (without `overwrite`), an
-            interrupted run with other settings, or the data is too small.
+    `train_run(CharLMRun(), config, run_dir, **options)`: see `rnn_toolkit.runs.train_run` for
+    the options (`overwrite`, `verbose`, `print_fn`, `strategy`), what it returns and raises.
     """
-    folder = RunFolder(run_dir)
-    print_fn(f"Loading corpus {config.corpus!r} ...")
-    text, train_pieces, validation_pieces = load_split(
-        config.corpus,
-        max_chars=config.max_chars,
-        validation_fraction=config.validation_fraction,
-        num_chunks=config.num_chunks,
-    )
-    vocabulary = CharVocabulary.from_text(train_pieces)
-    train_chars = sum(map(len, train_pieces))
-    validation_chars = sum(map(len, validation_pieces))
-    print_fn(
-        f"{len(text):,} characters: {train_chars:,} for training, {validation_chars:,} held out "
-        f"({len(validation_pieces)} pieces); vocabulary of {vocabulary.size} ids"
-    )
-    resumed_from = prepare_run_folder(
-        folder, config, overwrite, print_fn, resume_settings=_RESUME_SETTINGS
-    )
-
-    keras.utils.set_random_seed(config.seed)
-    train_data, batches_per_pass = _training_data(train_pieces, vocabulary, config)
-    steps_per_epoch = min(config.steps_per_epoch or batches_per_pass, batches_per_pass)
-    validation_data, validation_steps = _validation_data(validation_pieces, vocabulary, config)
-
-    model = build_char_lm(
-        vocabulary,
-        embedding_dim=config.embedding_dim,
-        cell=config.cell,
-        units=config.units,
-        num_layers=config.num_layers,
-        dropout=config.dropout,
-        learning_rate=config.learning_rate,
-        clip_norm=config.clip_norm,
-        dtype_policy=config.precision,
-    )
-    if config.tbptt:
-        model.enable_state_carry(config.batch_size)
-
-    info = {
-        "task": "char_lm",
-        "status": "training",
-        "settings": dataclasses.asdict(config),
-        "corpus": {"source": corpus_source(config.corpus), "characters": len(text)},
-        "split": {
-            "validation_fraction": config.validation_fraction,
-            "num_chunks": config.num_chunks,
-            "train_characters": train_chars,
-            "validation_characters": validation_chars,
-            "validation_pieces": len(validation_pieces),
-        },
-        "vocabulary_size": vocabulary.size,
-        "dtype_policy": model.dtype_policy_name,
-        "parameters": int(model.count_params()),
-        "steps_per_epoch": steps_per_epoch,
-        "resumed_from_epoch": resumed_from,
-        "versions": versions(),
-        "started_at": now(),
-    }
-    folder.path.mkdir(parents=True, exist_ok=True)
-    folder.write_run_info(info)
-    write_atomically(folder.heldout, "\n".join(validation_pieces))
-    print_fn(
-        f"{config.cell.upper()} {config.num_layers}x{config.units}, {info['parameters']:,} "
-        f"parameters, {model.dtype_policy_name}; {config.epochs} epochs of {steps_per_epoch} steps "
-        f"({batches_per_pass} per pass over the training text)"
-        + (", truncated BPTT with carried state" if config.tbptt else "")
-    )
-
-    callbacks = run_callbacks(folder, backup_every=config.backup_every, print_fn=print_fn)
-    if config.tbptt:
-        callbacks.append(ResetCarriedState())
-    if config.sample_every:
-        callbacks.append(
-            SampleText(
-                config.resolved_prompts(),
-                every=config.sample_every,
-                max_length=config.sample_length,
-                sampler="temperature",
-                seed=config.seed,
-                temperature=config.temperature,
-                print_fn=print_fn,
-            )
-        )
-    model.fit(
-        train_data,
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=validation_data,
-        validation_steps=validation_steps,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-
-    history = folder.save_history()
-    train_seconds = float(sum(history.get("train_seconds", [])))
-    epochs_done = len(history.get("epoch", []))
-    tokens = epochs_done * steps_per_epoch * config.batch_size * config.sequence_length
-
-    print_fn("Scoring the held-out text ...")
-    loss, scored = heldout_loss(
-        model,
-        validation_pieces,
-        sequence_length=config.sequence_length,
-        batch_size=config.batch_size,
-        verbose=verbose,
-    )
-    summary = loss_summary(loss, scored)
-    save_model_atomically(model, folder.model)
-    info.update(
-        status="finished",
-        epochs_completed=epochs_done,
-        heldout=summary,
-        train_seconds=train_seconds,
-        tokens_trained=tokens,
-        tokens_per_second=tokens / train_seconds if train_seconds else None,
-        finished_at=now(),
-    )
-    folder.write_run_info(info)
-    # Only now is the run safe to call finished: a kill before this line resumes.
-    shutil.rmtree(folder.backup, ignore_errors=True)
-    print_fn(format_loss(summary))
-    print_fn(
-        f"Trained {epochs_done} epochs in {train_seconds:.0f} s "
-        f"({info['tokens_per_second'] or 0:,.0f} characters/s); saved {folder.model}"
-    )
-    return model, info
+    return train_run(CharLMRun(), config, run_dir, **options)
 
 
 def _training_data(train_pieces, vocabulary, config):

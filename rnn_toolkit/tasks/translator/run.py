@@ -11,7 +11,7 @@ with beam search and score both with sacreBLEU (overall and by source length). W
 `ood_data` the model is also scored on an out-of-domain source (by default the gcc
 compiler's messages: technical text the Bible never saw).
 
-Besides the files of every run folder (see `rnn_toolkit.run_folder`) it writes
+Besides the files of every run folder (see `rnn_toolkit.runs.folder`) it writes
 `best.weights.h5` (+ `.json`): the best epoch by validation loss, so early stopping
 survives a killed run, and `translations.tsv`: each held-out source with its reference,
 greedy and beam translations.
@@ -20,10 +20,8 @@ greedy and beam translations.
 import csv
 import dataclasses
 import io
-import shutil
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -37,16 +35,8 @@ from rnn_toolkit.data import (
 )
 from rnn_toolkit.data.cache import write_atomically
 from rnn_toolkit.metrics import bleu_by_source_length, corpus_scores
-from rnn_toolkit.models import build_translator
-from rnn_toolkit.run_folder import (
-    RunFolder,
-    RunSetupError,
-    now,
-    prepare_run_folder,
-    run_callbacks,
-    save_model_atomically,
-    versions,
-)
+from rnn_toolkit.tasks.translator.model import build_translator
+from rnn_toolkit.runs import FitData, RunSetupError, TaskRun, TrainingConfig, format_table, train_run
 from rnn_toolkit.training import KeepBestWeights, SampleText
 
 TASK = "translator"
@@ -64,9 +54,11 @@ _RESUME_SETTINGS = (
 
 
 @dataclasses.dataclass
-class TranslatorRunConfig:
+class TranslatorRunConfig(TrainingConfig):
     """Everything that defines a translator training run (stored in `run.json`)."""
 
+    epochs: int = 12  # at most; early stopping usually ends sooner
+    batch_size: int = 64  # sentence pairs per step
     data: str = "bible"  # "bible" (en->es), "bible:es-en", "gcc", "tfds:NAME[:SPLIT]", or a TSV file
     max_pairs: int = 0  # use a seeded sample of this many pairs (0: all; for quick trials)
     heldout_fraction: float = 0.05  # share of all pairs held out for BLEU / chrF (1,554 Bible verses)
@@ -86,21 +78,14 @@ class TranslatorRunConfig:
     attention: str = "additive"  # "none", "additive" (Bahdanau) or "multiplicative" (Luong)
     bridge: str = "dense"  # encoder final state -> decoder initial state: "dense" or "zeros"
     dropout: float = 0.2  # on embeddings, between layers and before the output
-    batch_size: int = 64  # sentence pairs per step
     bucketing: bool = True  # batch pairs of similar length together
-    epochs: int = 12  # at most; early stopping usually ends sooner
     patience: int = 2  # epochs without validation-loss improvement before stopping
-    learning_rate: float = 2e-3  # Adam
-    clip_norm: float = 1.0  # global gradient-norm clipping (0: off)
     label_smoothing: float = 0.1  # share of each target's probability spread over the vocabulary
-    precision: str = "auto"  # "auto", "float32", "mixed_bfloat16", "mixed_float16"
     beam_width: int = 4  # beam search width of the held-out evaluation (and serving default)
     length_penalty: float = 0.6  # GNMT length-penalty exponent of the beam search
     sample_every: int = 1  # epochs between printed translations of fixed sentences (0: never)
     ood_data: str = "auto"  # out-of-domain evaluation: "auto" (gcc messages for en->es), "none", or a source
     ood_sentences: int = 500  # pairs of it scored (a seeded sample)
-    seed: int = 0  # seeds Python, NumPy, TensorFlow and the batch shuffling
-    backup_every: int = 100  # steps between backups (plus one at every epoch end)
 
 
 @dataclasses.dataclass
@@ -302,125 +287,127 @@ def out_of_domain_pairs(config, data):
     return extra.subset(np.sort(order))
 
 
-def train_translator_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=print):
-    """Trains a translator in `run_dir` and scores it, resuming if interrupted.
+class TranslatorRun(TaskRun):
+    """The translator's part of a training run (see `rnn_toolkit.runs.train_run`)."""
 
-    Args:
-        config: a `TranslatorRunConfig`.
-        run_dir: the run folder (created if needed).
-        overwrite: replace a finished or interrupted run instead of refusing or resuming.
-        verbose: Keras' verbosity for `fit`.
-        print_fn: where status lines go.
+    name = TASK
+    resume_settings = _RESUME_SETTINGS
+    extra_files = (BEST_WEIGHTS_FILE, BEST_WEIGHTS_FILE + ".json", TRANSLATIONS_FILE)
 
-    Returns:
-        `(model, run_info)`.
-    """
-    folder = RunFolder(run_dir)
-    print_fn(f"Loading {config.data!r} ...")
-    data = load_data(config)
-    split = split_data(data, config)
-    ood = out_of_domain_pairs(config, data)
-    print_fn(
-        f"{len(data):,} {data.source_language}->{data.target_language} pairs: "
-        f"{len(split.train):,} train, {len(split.validation):,} validation (early stopping), "
-        f"{len(split.heldout):,} held out (seed {config.split_seed}); {split.dropped_long:,} "
-        f"training/validation pairs over {config.max_source_length}/{config.max_target_length} "
-        f"tokens dropped; vocabularies of {split.source_vocabulary.size:,} / "
-        f"{split.target_vocabulary.size:,} ids from the training pairs"
-    )
-    resumed_from = prepare_run_folder(
-        folder, config, overwrite, print_fn, resume_settings=_RESUME_SETTINGS,
-        task_files=(BEST_WEIGHTS_FILE, BEST_WEIGHTS_FILE + ".json", TRANSLATIONS_FILE),
-    )
-    keras.utils.set_random_seed(config.seed)
-    train_data, validation_data = training_batches(split, config)
-    model = build_model(split, config)
-    info = {
-        "task": TASK,
-        "status": "training",
-        "settings": dataclasses.asdict(config),
-        "data": {
-            "source": data.name,
-            "pairs": len(data),
-            "source_language": data.source_language,
-            "target_language": data.target_language,
-        },
-        "split": {
-            "train": len(split.train),
-            "validation": len(split.validation),
-            "heldout": len(split.heldout),
-            "dropped_long": split.dropped_long,
-        },
-        "vocabulary_sizes": {
-            "source": split.source_vocabulary.size,
-            "target": split.target_vocabulary.size,
-        },
-        "train_target_tokens": int(np.sum(split.ids("train")[1].row_lengths().numpy() + 1)),
-        # Measured on a twin pipeline, so training sees the batches a fresh one does.
-        "padding_share": padding_share(training_batches(split, config)[0]),
-        "dtype_policy": model.dtype_policy_name,
-        "parameters": int(model.count_params()),
-        "cudnn_eligible": bool(model.encoder.cudnn_eligible and model.decoder.cudnn_eligible),
-        "resumed_from_epoch": resumed_from,
-        "versions": versions(),
-        "started_at": now(),
-    }
-    folder.path.mkdir(parents=True, exist_ok=True)
-    folder.write_run_info(info)
-    print_fn(
-        f"{describe_model(config)}: {info['parameters']:,} parameters, {model.dtype_policy_name}; "
-        f"source padding {info['padding_share']:.1%} "
-        f"({'length-bucketed' if config.bucketing else 'unbucketed'} batches of {config.batch_size})"
-    )
-
-    best = KeepBestWeights(folder.path / BEST_WEIGHTS_FILE, monitor="val_loss", mode="min", patience=config.patience)
-    before_history = [best]
-    if config.sample_every:
-        # Fixed held-out sentences, translated greedily after every `sample_every` epochs.
-        before_history.append(
-            SampleText(
-                _sample_sentences(split.heldout),
-                every=config.sample_every,
-                max_length=None,
-                sampler="greedy",
-                print_fn=print_fn,
-                input_name="source",
+    def prepare(self, run):
+        config = run.config
+        if config.bridge == "zeros" and config.attention == "none":
+            raise RunSetupError(
+                "bridge", "'zeros' with attention 'none' leaves the decoder no way to see the "
+                "source; use bridge 'dense' or an attention",
             )
+        run.print_fn(f"Loading {config.data!r} ...")
+        data = load_data(config)
+        split = split_data(data, config)
+        run.data = (data, split, out_of_domain_pairs(config, data))
+        run.print_fn(
+            f"{len(data):,} {data.source_language}->{data.target_language} pairs: "
+            f"{len(split.train):,} train, {len(split.validation):,} validation (early stopping), "
+            f"{len(split.heldout):,} held out (seed {config.split_seed}); {split.dropped_long:,} "
+            f"training/validation pairs over {config.max_source_length}/{config.max_target_length} "
+            f"tokens dropped; vocabularies of {split.source_vocabulary.size:,} / "
+            f"{split.target_vocabulary.size:,} ids from the training pairs"
         )
-    callbacks = run_callbacks(folder, backup_every=config.backup_every, before_history=before_history, print_fn=print_fn)
-    model.fit(train_data, epochs=config.epochs, validation_data=validation_data, callbacks=callbacks, verbose=verbose)
-    history = folder.save_history()
-    train_seconds = float(sum(history.get("train_seconds", [])))
-    print_fn(
-        f"Best epoch {best.best_epoch + 1}: val_loss {best.best:.4f}; translating the "
-        f"{len(split.heldout):,} held-out sentences (greedy and beam {config.beam_width}) ..."
-    )
-    # Saved before scoring: decoding 1,500 sentences twice takes minutes, and a crash or
-    # kill there must not cost the training. The folder counts as finished from here on.
-    save_model_atomically(model, folder.model)
-    shutil.rmtree(folder.backup, ignore_errors=True)
-    decodings = decoding_settings(config)
-    results, translations = score_translations(model.translate, split.heldout, decodings)
-    write_atomically(folder.path / TRANSLATIONS_FILE, _translations_table(split.heldout, translations))
-    ood_results = None
-    if ood is not None:
-        print_fn(f"Translating {len(ood):,} out-of-domain pairs of {ood.name!r} ...")
-        ood_results, _ = score_translations(model.translate, ood, decodings)
 
-    info.update(
-        status="finished",
-        epochs_completed=len(history.get("epoch", [])),
-        best_epoch=best.best_epoch + 1,
-        best_val_loss=float(best.best),
-        heldout=results,
-        out_of_domain=None if ood is None else {"source": ood.name, "pairs": len(ood), **ood_results},
-        train_seconds=train_seconds,
-        finished_at=now(),
-    )
-    folder.write_run_info(info)
-    print_fn(format_results(info))
-    print_fn(f"Saved {folder.model}")
-    return model, info
+    def datasets(self, run):
+        return FitData(*training_batches(run.data[1], run.config))
+
+    def build_model(self, run):
+        return build_model(run.data[1], run.config)
+
+    def describe(self, run):
+        config, (data, split, _) = run.config, run.data
+        return {
+            "data": {
+                "source": data.name,
+                "pairs": len(data),
+                "source_language": data.source_language,
+                "target_language": data.target_language,
+            },
+            "split": {
+                "train": len(split.train),
+                "validation": len(split.validation),
+                "heldout": len(split.heldout),
+                "dropped_long": split.dropped_long,
+            },
+            "vocabulary_sizes": {
+                "source": split.source_vocabulary.size,
+                "target": split.target_vocabulary.size,
+            },
+            "train_target_tokens": int(np.sum(split.ids("train")[1].row_lengths().numpy() + 1)),
+            # Measured on a twin pipeline, so training sees the batches a fresh one does.
+            "padding_share": padding_share(training_batches(split, config)[0]),
+            "cudnn_eligible": bool(run.model.encoder.cudnn_eligible and run.model.decoder.cudnn_eligible),
+        }
+
+    def before_fit(self, run):
+        config, info = run.config, run.info
+        run.print_fn(
+            f"{describe_model(config)}: {info['parameters']:,} parameters, "
+            f"{run.model.dtype_policy_name}; source padding {info['padding_share']:.1%} "
+            f"({'length-bucketed' if config.bucketing else 'unbucketed'} batches of "
+            f"{config.batch_size})"
+        )
+
+    def callbacks(self, run):
+        config = run.config
+        run.state["best"] = KeepBestWeights(
+            run.folder.path / BEST_WEIGHTS_FILE, monitor="val_loss", mode="min",
+            patience=config.patience,
+        )
+        callbacks = [run.state["best"]]
+        if config.sample_every:
+            # Fixed held-out sentences, translated greedily after every `sample_every` epochs.
+            callbacks.append(
+                SampleText(
+                    _sample_sentences(run.data[1].heldout),
+                    every=config.sample_every,
+                    max_length=None,
+                    sampler="greedy",
+                    print_fn=run.print_fn,
+                    input_name="source",
+                )
+            )
+        return callbacks
+
+    def score(self, run):
+        config, (_, split, ood), best = run.config, run.data, run.state["best"]
+        run.print_fn(
+            f"Best epoch {best.best_epoch + 1}: val_loss {best.best:.4f}; translating the "
+            f"{len(split.heldout):,} held-out sentences (greedy and beam {config.beam_width}) ..."
+        )
+        decodings = decoding_settings(config)
+        results, translations = score_translations(run.model.translate, split.heldout, decodings)
+        write_atomically(
+            run.folder.path / TRANSLATIONS_FILE, _translations_table(split.heldout, translations)
+        )
+        ood_results = None
+        if ood is not None:
+            run.print_fn(f"Translating {len(ood):,} out-of-domain pairs of {ood.name!r} ...")
+            ood_results, _ = score_translations(run.model.translate, ood, decodings)
+        return {
+            "best_epoch": best.best_epoch + 1,
+            "best_val_loss": float(best.best),
+            "heldout": results,
+            "out_of_domain": None if ood is None else {"source": ood.name, "pairs": len(ood), **ood_results},
+        }
+
+    def report(self, run):
+        return format_results(run.info)
+
+
+def train_translator_run(config, run_dir, **options):
+    """Trains a translator and scores it in `run_dir`, resuming an interrupted run there.
+
+    `train_run(TranslatorRun(), config, run_dir, **options)`: see `rnn_toolkit.runs.train_run` for
+    the options (`overwrite`, `verbose`, `print_fn`, `strategy`), what it returns and raises.
+    """
+    return train_run(TranslatorRun(), config, run_dir, **options)
 
 
 def _sample_sentences(heldout, count=3):
@@ -462,21 +449,14 @@ def format_results(info):
             (name, f"{results[name]['bleu']:.2f}", f"{results[name]['chrf']:.2f}", f"{results[name]['sentences_per_second']:.1f}")
             for name in decodings
         ]
-        lines += _table(rows)
+        lines.append(format_table(rows))
         if title == "held-out":
             buckets = [row["bucket"] for row in results[decodings[0]]["by_length"]]
             rows = [("BLEU by source words", *buckets)]
             rows.append(("sentences", *(str(row["sentences"]) for row in results[decodings[0]]["by_length"])))
             for name in decodings:
                 rows.append((name, *(f"{row['bleu']:.2f}" for row in results[name]["by_length"])))
-            lines += _table(rows)
+            lines.append(format_table(rows))
     if "train_seconds" in info:
         lines.append(f"training: {info['train_seconds']:.0f} s, {info.get('epochs_completed', '?')} epochs (best {info.get('best_epoch', '?')})")
     return "\n".join(lines)
-
-
-def _table(rows):
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return lines

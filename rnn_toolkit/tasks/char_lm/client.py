@@ -4,7 +4,7 @@ This file imports nothing from rnn_toolkit on purpose: it is what a deployer's c
 looks like, and `make demo` runs it in a fresh process to prove the SavedModel stands on
 its own. Run it by path:
 
-    python rnn_toolkit/export/char_lm_client.py saved_models/char_lm/1 \
+    python rnn_toolkit/tasks/char_lm/client.py saved_models/char_lm/1 \
         --prompt "ROMEO:" --heldout runs/char_lm/heldout.txt
 
 It prints a generated passage and, given held-out text, the loss in nats per character

@@ -410,7 +410,7 @@ def build_bag_of_words_classifier(
 ):
     """Builds and compiles the bag-of-words baseline: logistic regression on word presence.
 
-    It sees the same vocabulary (and, in `rnn_toolkit.sentiment_run`, the same split) as
+    It sees the same vocabulary (and, in `rnn_toolkit.tasks.sentiment.run`, the same split) as
     the recurrent classifier, but no word order: the gap between the two is what the
     recurrence buys.
 

@@ -11,8 +11,8 @@ Signature `serving_default` (also under the name `classify`):
 Tokenization happens inside the graph with the training vocabulary: an empty text is
 one unknown word, a text longer than the vocabulary's `max_length` words is truncated
 (head or tail as trained), and a batch of zero texts returns empty outputs. The
-vocabulary and class names are also written as `assets/vocabulary.json` and
-`assets/labels.json` for other tools.
+vocabulary and class names are also written as `assets/vocabulary.json` (the form of
+`rnn_toolkit.data.vocabulary_json`) and `assets/labels.json` for other tools.
 """
 
 import json
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from rnn_toolkit.export.saved_model import version_dir, write_saved_model
+from rnn_toolkit.data.vocabulary_json import write_vocabulary_json
+from rnn_toolkit.saved_model import version_dir, write_saved_model
 
 
 class SentimentServing(tf.Module):
@@ -69,23 +70,8 @@ def export_sentiment(model, base_dir="saved_models", *, name="sentiment", versio
             f"`model` must be a rnn_toolkit SentimentClassifier; received {type(model).__name__}."
         )
     target = version_dir(base_dir, name, version)
-    vocabulary = model.vocabulary
     with tempfile.TemporaryDirectory() as scratch:
-        vocabulary_file = Path(scratch) / "vocabulary.json"
-        vocabulary_file.write_text(
-            json.dumps(
-                {
-                    "words": vocabulary.words,
-                    "padding_id": vocabulary.PADDING_ID,
-                    "unknown_id": vocabulary.UNKNOWN_ID,
-                    "first_word_id": 2,
-                    "max_length": vocabulary.max_length,
-                    "truncation": vocabulary.truncation,
-                },
-                ensure_ascii=False,
-            ),
-            encoding="utf-8",
-        )
+        vocabulary_file = write_vocabulary_json(model.vocabulary, Path(scratch) / "vocabulary.json")
         labels_file = Path(scratch) / "labels.json"
         labels_file.write_text(
             json.dumps({"class_names": list(model.class_names), "head": model.head_type}),

@@ -13,7 +13,7 @@ polarity (`rnn_toolkit.data.document_sentences`) — and are then trained on the
 training share as usual. It never sees held-out text. Measured on the default split it
 lifts the recurrent model and not the bag-of-words model (see the README).
 
-Besides the files of every run folder (see `rnn_toolkit.run_folder`) it writes
+Besides the files of every run folder (see `rnn_toolkit.runs.folder`) it writes
 `best.weights.h5` (+ `.json`): the best epoch so far, so that early stopping survives a
 killed run. A run killed during pretraining starts over; after it, the backup holds the
 pretrained state.
@@ -23,7 +23,6 @@ pretrained state.
 
 import dataclasses
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -41,16 +40,8 @@ from rnn_toolkit.data import (
     stratified_folds,
     text_classification_batches,
 )
-from rnn_toolkit.models import build_bag_of_words_classifier, build_sentiment_classifier
-from rnn_toolkit.run_folder import (
-    RunFolder,
-    RunSetupError,
-    now,
-    prepare_run_folder,
-    run_callbacks,
-    save_model_atomically,
-    versions,
-)
+from rnn_toolkit.tasks.sentiment.model import build_bag_of_words_classifier, build_sentiment_classifier
+from rnn_toolkit.runs import FitData, RunSetupError, TaskRun, TrainingConfig, format_table, train_run
 from rnn_toolkit.training import KeepBestWeights
 
 TASK = "sentiment"
@@ -67,9 +58,11 @@ _RESUME_SETTINGS = (
 
 
 @dataclasses.dataclass
-class SentimentRunConfig:
+class SentimentRunConfig(TrainingConfig):
     """Everything that defines a sentiment training run (stored in `run.json`)."""
 
+    epochs: int = 10  # at most; early stopping usually ends sooner
+    batch_size: int = 32  # texts per step
     data: str = "rotten_tomatoes"  # "rotten_tomatoes", "pang_lee", "tfds:NAME[:SPLIT]", CSV/TSV, folder
     heldout_fraction: float = 0.1  # share held out for the final accuracy (stratified)
     validation_fraction: float = 0.1  # share of the rest used for early stopping
@@ -87,20 +80,13 @@ class SentimentRunConfig:
     min_count: int = 1  # words seen fewer times in training are unknown
     max_length: int = 400  # tokens kept per text (longer texts are truncated)
     truncation: str = "head"  # keep the first ("head") or last ("tail") tokens
-    batch_size: int = 32  # texts per step
     pretrain: str = "auto"  # "auto" (Pang & Lee sentences for negative/positive data), "none", or a load_reviews source
     pretrain_epochs: int = 1  # passes over the pretraining texts
     pretrain_batch_size: int = 64  # texts per pretraining step
     bucketing: bool = True  # batch texts of similar length together
-    epochs: int = 10  # at most; early stopping usually ends sooner
     patience: int = 2  # epochs without validation improvement before stopping
-    learning_rate: float = 2e-3  # Adam
-    clip_norm: float = 1.0  # global gradient-norm clipping (0: off)
-    precision: str = "auto"  # "auto", "float32", "mixed_bfloat16", "mixed_float16"
     baseline: bool = True  # also train the bag-of-words baseline on the same split
     baseline_l2: float = 1e-4  # its L2 penalty
-    seed: int = 0  # seeds Python, NumPy, TensorFlow and the batch shuffling
-    backup_every: int = 100  # steps between backups (plus one at every epoch end)
 
     @property
     def monitor(self):
@@ -381,146 +367,130 @@ def train_baseline(split, config, class_names, *, verbose=0):
     return heldout_results(classify, split.heldout), seconds
 
 
-def train_sentiment_run(config, run_dir, *, overwrite=False, verbose=1, print_fn=print):
-    """Trains a sentiment classifier (and the baseline) in `run_dir`, resuming if interrupted.
+class SentimentRun(TaskRun):
+    """The sentiment classifier's part of a training run (see `rnn_toolkit.runs.train_run`)."""
 
-    Args:
-        config: a `SentimentRunConfig`.
-        run_dir: the run folder (created if needed).
-        overwrite: replace a finished or interrupted run instead of refusing or resuming.
-        verbose: Keras' verbosity for `fit`.
-        print_fn: where status lines go.
+    name = TASK
+    resume_settings = _RESUME_SETTINGS
+    extra_files = (BEST_WEIGHTS_FILE, BEST_WEIGHTS_FILE + ".json")
 
-    Returns:
-        `(model, run_info)`.
-    """
-    folder = RunFolder(run_dir)
-    print_fn(f"Loading {config.data!r} ...")
-    data = load_data(config)
-    split = split_data(data, config, pretraining=pretraining_data(config, data))
-    print_fn(
-        f"{len(data):,} labelled texts {data.class_counts()}: {len(split.train):,} train, "
-        f"{len(split.validation):,} validation (early stopping), {len(split.heldout):,} held out "
-        f"(seed {config.split_seed}); vocabulary of {split.vocabulary.size:,} ids from the "
-        "training texts"
-        + (f" and the {len(split.pretraining):,} pretraining texts" if split.pretraining else "")
-    )
-    fresh_start = overwrite or folder.state != "interrupted"
-    resumed_from = prepare_run_folder(
-        folder, config, overwrite, print_fn, resume_settings=_RESUME_SETTINGS,
-        task_files=(BEST_WEIGHTS_FILE, BEST_WEIGHTS_FILE + ".json"),
-    )
-    previous = {} if fresh_start else folder.read_run_info() or {}
-    keras.utils.set_random_seed(config.seed)
-    train_data, validation_data = training_batches(split, config)
-    model = build_model(split, config, data.class_names)
+    def prepare(self, run):
+        config = run.config
+        run.print_fn(f"Loading {config.data!r} ...")
+        data = load_data(config)
+        split = split_data(data, config, pretraining=pretraining_data(config, data))
+        run.data = (data, split)
+        run.print_fn(
+            f"{len(data):,} labelled texts {data.class_counts()}: {len(split.train):,} train, "
+            f"{len(split.validation):,} validation (early stopping), {len(split.heldout):,} held out "
+            f"(seed {config.split_seed}); vocabulary of {split.vocabulary.size:,} ids from the "
+            "training texts"
+            + (f" and the {len(split.pretraining):,} pretraining texts" if split.pretraining else "")
+        )
 
-    lengths = split.ids("train").row_lengths().numpy()
-    info = {
-        "task": TASK,
-        "status": "training",
-        "settings": dataclasses.asdict(config),
-        "data": {"source": data.source, "examples": len(data), "classes": list(data.class_names)},
-        "split": {
-            "train": len(split.train),
-            "validation": len(split.validation),
-            "heldout": len(split.heldout),
-            "heldout_class_counts": split.heldout.class_counts(),
-        },
-        "vocabulary_size": split.vocabulary.size,
-        "pretraining": None
-        if split.pretraining is None
-        else {
-            "source": split.pretraining.source,
-            "texts": len(split.pretraining),
-            "class_counts": split.pretraining.class_counts(),
-            "epochs": config.pretrain_epochs,
-        },
-        "train_tokens": {
-            "median": float(np.median(lengths)),
-            "max": int(lengths.max()),
-            "truncated_texts": int((lengths >= config.max_length).sum()),
-        },
-        # Measured on a twin pipeline: a pass over `train_data` itself would use up its
-        # first shuffle, and training would not see the batches a fresh pipeline does.
-        "padding_share": padding_share(training_batches(split, config)[0]),
-        "dtype_policy": model.dtype_policy_name,
-        "parameters": int(model.count_params()),
-        "resumed_from_epoch": resumed_from,
-        "versions": versions(),
-        "started_at": now(),
-    }
-    if previous.get("pretraining") and info["pretraining"]:
-        info["pretraining"] = previous["pretraining"]  # done before the interruption
-    folder.path.mkdir(parents=True, exist_ok=True)
-    folder.write_run_info(info)
-    direction = "bidirectional " if config.bidirectional else ""
-    print_fn(
-        f"{direction}{config.cell.upper()} {config.num_layers}x{config.units}, decision from "
-        f"{'the final hidden state' if config.pooling == 'final' else config.pooling + ' pooling'}, "
-        f"{info['parameters']:,} parameters, {model.dtype_policy_name}; padded positions: "
-        f"{info['padding_share']:.1%} ({'length-bucketed' if config.bucketing else 'unbucketed'} "
-        f"batches of {config.batch_size})"
-    )
+    def datasets(self, run):
+        train, validation = training_batches(run.data[1], run.config)
+        return FitData(train, validation)
 
-    if split.pretraining is not None and fresh_start:
-        # A resumed run's backup already holds the pretrained (and further trained) state.
-        print_fn(
+    def build_model(self, run):
+        data, split = run.data
+        return build_model(split, run.config, data.class_names)
+
+    def describe(self, run):
+        config, (data, split) = run.config, run.data
+        lengths = split.ids("train").row_lengths().numpy()
+        pretraining = None
+        if split.pretraining is not None:
+            pretraining = {
+                "source": split.pretraining.source,
+                "texts": len(split.pretraining),
+                "class_counts": split.pretraining.class_counts(),
+                "epochs": config.pretrain_epochs,
+            }
+            # Done before the interruption of a resumed run.
+            pretraining = run.previous_info.get("pretraining") or pretraining
+        return {
+            "data": {"source": data.source, "examples": len(data), "classes": list(data.class_names)},
+            "split": {
+                "train": len(split.train),
+                "validation": len(split.validation),
+                "heldout": len(split.heldout),
+                "heldout_class_counts": split.heldout.class_counts(),
+            },
+            "vocabulary_size": split.vocabulary.size,
+            "pretraining": pretraining,
+            "train_tokens": {
+                "median": float(np.median(lengths)),
+                "max": int(lengths.max()),
+                "truncated_texts": int((lengths >= config.max_length).sum()),
+            },
+            # Measured on a twin pipeline: a pass over the training pipeline itself would
+            # use up its first shuffle, and training would not see the batches a fresh
+            # pipeline does.
+            "padding_share": padding_share(training_batches(split, config)[0]),
+        }
+
+    def before_fit(self, run):
+        config, (_, split), info = run.config, run.data, run.info
+        direction = "bidirectional " if config.bidirectional else ""
+        run.print_fn(
+            f"{direction}{config.cell.upper()} {config.num_layers}x{config.units}, decision from "
+            f"{'the final hidden state' if config.pooling == 'final' else config.pooling + ' pooling'}, "
+            f"{info['parameters']:,} parameters, {run.model.dtype_policy_name}; padded positions: "
+            f"{info['padding_share']:.1%} ({'length-bucketed' if config.bucketing else 'unbucketed'} "
+            f"batches of {config.batch_size})"
+        )
+        if split.pretraining is None or not run.fresh_start:
+            # A resumed run's backup already holds the pretrained (and further trained) state.
+            return
+        run.print_fn(
             f"Pretraining on {len(split.pretraining):,} texts of {split.pretraining.source!r} "
             f"labelled by their document ({config.pretrain_epochs} epoch(s)) ..."
         )
-        info["pretraining"]["seconds"] = pretrain(model, split, config, verbose=verbose)
+        info["pretraining"]["seconds"] = pretrain(run.model, split, config, verbose=run.verbose)
         info["pretraining"]["heldout_accuracy_after"] = heldout_results(
-            model.classify, split.heldout
+            run.model.classify, split.heldout
         )["accuracy"]
-        folder.write_run_info(info)
-        print_fn(
+        run.folder.write_run_info(info)
+        run.print_fn(
             f"After pretraining alone: {info['pretraining']['heldout_accuracy_after']:.2%} on "
             "the held-out share; now training on the task's own training share."
         )
 
-    best = KeepBestWeights(
-        folder.path / BEST_WEIGHTS_FILE, monitor=config.monitor, mode="max", patience=config.patience
-    )
-    callbacks = run_callbacks(
-        folder, backup_every=config.backup_every, before_history=[best], print_fn=print_fn
-    )
-    model.fit(
-        train_data,
-        epochs=config.epochs,
-        validation_data=validation_data,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    history = folder.save_history()
-    train_seconds = float(sum(history.get("train_seconds", [])))
-    print_fn(
-        f"Best epoch {best.best_epoch + 1}: {config.monitor} {best.best:.4f}; scoring the "
-        f"{len(split.heldout):,} held-out texts ..."
-    )
-    results = {"recurrent": heldout_results(model.classify, split.heldout)}
-    # Pretraining counts as training time, as it does in the baseline's time.
-    pretrain_seconds = (info["pretraining"] or {}).get("seconds", 0.0)
-    results["recurrent"]["train_seconds"] = train_seconds + pretrain_seconds
-    if config.baseline:
-        print_fn("Training the bag-of-words baseline on the same split ...")
-        results["bag_of_words"], seconds = train_baseline(split, config, data.class_names)
-        results["bag_of_words"]["train_seconds"] = seconds
+    def callbacks(self, run):
+        run.state["best"] = KeepBestWeights(
+            run.folder.path / BEST_WEIGHTS_FILE, monitor=run.config.monitor, mode="max",
+            patience=run.config.patience,
+        )
+        return [run.state["best"]]
 
-    save_model_atomically(model, folder.model)
-    info.update(
-        status="finished",
-        epochs_completed=len(history.get("epoch", [])),
-        best_epoch=best.best_epoch + 1,
-        heldout=results,
-        train_seconds=train_seconds,
-        finished_at=now(),
-    )
-    folder.write_run_info(info)
-    shutil.rmtree(folder.backup, ignore_errors=True)
-    print_fn(format_results_table(results, config, pretraining=split.pretraining))
-    print_fn(f"Saved {folder.model}")
-    return model, info
+    def score(self, run):
+        config, (data, split), best = run.config, run.data, run.state["best"]
+        run.print_fn(
+            f"Best epoch {best.best_epoch + 1}: {config.monitor} {best.best:.4f}; scoring the "
+            f"{len(split.heldout):,} held-out texts ..."
+        )
+        results = {"recurrent": heldout_results(run.model.classify, split.heldout)}
+        # Pretraining counts as training time, as it does in the baseline's time.
+        pretrain_seconds = (run.info["pretraining"] or {}).get("seconds", 0.0)
+        results["recurrent"]["train_seconds"] = run.train_seconds + pretrain_seconds
+        if config.baseline:
+            run.print_fn("Training the bag-of-words baseline on the same split ...")
+            results["bag_of_words"], seconds = train_baseline(split, config, data.class_names)
+            results["bag_of_words"]["train_seconds"] = seconds
+        return {"best_epoch": best.best_epoch + 1, "heldout": results}
+
+    def report(self, run):
+        return format_results_table(run.info["heldout"], run.config, pretraining=run.data[1].pretraining)
+
+
+def train_sentiment_run(config, run_dir, **options):
+    """Trains a sentiment classifier (and its bag-of-words baseline) in `run_dir`, resuming an interrupted run there.
+
+    `train_run(SentimentRun(), config, run_dir, **options)`: see `rnn_toolkit.runs.train_run` for
+    the options (`overwrite`, `verbose`, `print_fn`, `strategy`), what it returns and raises.
+    """
+    return train_run(SentimentRun(), config, run_dir, **options)
 
 
 def describe_model(config):
@@ -543,9 +513,7 @@ def format_results_table(results, config, pretraining=None):
                 f"{result['train_seconds']:.0f} s" if "train_seconds" in result else "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = [format_table(rows)]
     if pretraining is not None:
         lines.append(
             f"(both models first trained on the {len(pretraining):,} texts of "

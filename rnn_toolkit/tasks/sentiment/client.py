@@ -5,8 +5,8 @@ looks like, and running it in a fresh process proves the SavedModel stands on it
 Run it by path, on a version folder or on a model folder (its highest numeric version,
 as TF Serving picks):
 
-    python rnn_toolkit/export/sentiment_client.py saved_models/sentiment "a gorgeous film"
-    cat reviews.txt | python rnn_toolkit/export/sentiment_client.py saved_models/sentiment/1 --json
+    python rnn_toolkit/tasks/sentiment/client.py saved_models/sentiment "a gorgeous film"
+    cat reviews.txt | python rnn_toolkit/tasks/sentiment/client.py saved_models/sentiment/1 --json
 
 With no text arguments (or a single "-") it reads one text per line from standard input;
 every line is a text, blank ones included, so output line i belongs to input line i.

@@ -9,8 +9,8 @@
                         unfinished, so a killed run resumes from its last backup
 
 A folder is *finished* when it holds `model.keras` and no `backup/`, *interrupted* when it
-holds `backup/`, and *empty* otherwise. The task modules (`char_lm_run`,
-`sentiment_run`) add their own files.
+holds `backup/`, and *empty* otherwise. Each task's run (`rnn_toolkit.tasks.<task>.run`)
+may add files of its own (`TaskRun.extra_files`).
 """
 
 import dataclasses
@@ -39,8 +39,8 @@ class RunSetupError(ValueError):
     """A run cannot start, resume or load as asked.
 
     Attributes:
-        setting: the `CharLMRunConfig` field (or `"run_dir"`) at fault, so that a
-            command line can name its option.
+        setting: the run-config field (or `"run_dir"`) at fault, so that a command
+            line can name its option.
     """
 
     def __init__(self, setting, message):
@@ -161,10 +161,17 @@ def prepare_run_folder(folder, config, overwrite, print_fn, *, resume_settings, 
         folder.clear(task_files)
         return None
     if state == "finished":
+        status = (folder.read_run_info() or {}).get("status", "finished")
+        what = (
+            "a trained model whose scoring did not finish (score it with 'rnn-toolkit "
+            f"evaluate {folder.path}')"
+            if status == "scoring"
+            else f"a finished run ({MODEL_FILE})"
+        )
         raise RunSetupError(
             "run_dir",
-            f"{str(folder.path)!r} already holds a finished run ({MODEL_FILE}); pass "
-            "--overwrite to replace it, or choose another run folder",
+            f"{str(folder.path)!r} already holds {what}; pass --overwrite to replace it, "
+            "or choose another run folder",
         )
     if state == "empty":
         # Left-overs of a run killed before its first backup: nothing to resume.
@@ -274,9 +281,9 @@ def save_model_atomically(model, path):
 
 
 def versions():
-    import rnn_toolkit
+    from rnn_toolkit.version import __version__
 
-    return {"rnn_toolkit": rnn_toolkit.__version__, "keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__}
+    return {"rnn_toolkit": __version__, "keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__}
 
 
 def now():

@@ -15,16 +15,17 @@ invalid UTF-8 bytes are replaced, an empty sentence is one unknown word, unknown
 map to the unknown id, sources longer than the source vocabulary's `max_length` words
 are cut, and a batch of zero sentences returns zero translations. Decoding is one
 `tf.while_loop`, so a request costs at most `max_length` decoder steps. The vocabularies
-are also written as `assets/source_vocabulary.json` and `assets/target_vocabulary.json`.
+are also written as `assets/source_vocabulary.json` and `assets/target_vocabulary.json`
+(the form of `rnn_toolkit.data.vocabulary_json`).
 """
 
-import json
 import tempfile
 from pathlib import Path
 
 import tensorflow as tf
 
-from rnn_toolkit.export.saved_model import version_dir, write_saved_model
+from rnn_toolkit.data.vocabulary_json import write_vocabulary_json
+from rnn_toolkit.saved_model import version_dir, write_saved_model
 
 DEFAULT_BEAM_WIDTH = 4
 DEFAULT_LENGTH_PENALTY = 0.6
@@ -110,25 +111,10 @@ def export_translator(
         raise ValueError(f"`beam_width` must be an int in [1, {MAX_BEAM_WIDTH}]; received beam_width={beam_width!r}.")
     target = version_dir(base_dir, name, version)
     with tempfile.TemporaryDirectory() as scratch:
-        files = []
-        for side, vocabulary in (("source", model.source_vocabulary), ("target", model.target_vocabulary)):
-            path = Path(scratch) / f"{side}_vocabulary.json"
-            path.write_text(
-                json.dumps(
-                    {
-                        "tokens": vocabulary.tokens,
-                        "padding_id": vocabulary.PADDING_ID,
-                        "unknown_id": vocabulary.UNKNOWN_ID,
-                        "start_id": vocabulary.start_id if vocabulary.sequence_markers else None,
-                        "end_id": vocabulary.end_id if vocabulary.sequence_markers else None,
-                        "max_length": vocabulary.max_length,
-                        "lowercase": vocabulary.lowercase,
-                    },
-                    ensure_ascii=False,
-                ),
-                encoding="utf-8",
-            )
-            files.append(path)
+        files = [
+            write_vocabulary_json(vocabulary, Path(scratch) / f"{side}_vocabulary.json")
+            for side, vocabulary in (("source", model.source_vocabulary), ("target", model.target_vocabulary))
+        ]
         module = TranslatorServing(model, files, beam_width, length_penalty)
         signatures = {"serving_default": module.serve, "translate": module.translate}
         return write_saved_model(module, target, signatures=signatures, overwrite=overwrite)

@@ -4,6 +4,8 @@ TF Serving watches `<base>/<name>/` and loads the highest numeric sub-folder. A 
 must therefore appear whole or not at all: it is written into a hidden temporary folder
 beside its final place (same file system) and renamed into place, so a crash mid-export
 leaves at most a `.tmp` folder that Serving ignores, never a half-written version.
+
+Imports from rnn_toolkit: arguments.
 """
 
 import contextlib

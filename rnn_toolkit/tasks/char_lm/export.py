@@ -14,16 +14,17 @@ Signatures (all batched along the first axis; a batch of zero returns empty outp
 
 Characters unseen in training and bytes that are not UTF-8 map to the unknown id
 (generated text never contains it); an empty prompt is read as a newline. The vocabulary
-is inside the graph and also written as `assets/vocabulary.json` for other tools.
+is inside the graph and also written as `assets/vocabulary.json` for other tools (the
+form of `rnn_toolkit.data.vocabulary_json`).
 """
 
-import json
 import tempfile
 from pathlib import Path
 
 import tensorflow as tf
 
-from rnn_toolkit.export.saved_model import version_dir, write_saved_model
+from rnn_toolkit.data.vocabulary_json import write_vocabulary_json
+from rnn_toolkit.saved_model import version_dir, write_saved_model
 
 
 class CharLMServing(tf.Module):
@@ -102,20 +103,7 @@ def export_char_lm(
         )
     target = version_dir(base_dir, name, version)
     with tempfile.TemporaryDirectory() as scratch:
-        vocabulary_file = Path(scratch) / "vocabulary.json"
-        vocabulary_file.write_text(
-            json.dumps(
-                {
-                    "characters": model.vocabulary.characters,
-                    "padding_id": model.vocabulary.PADDING_ID,
-                    "unknown_id": model.vocabulary.UNKNOWN_ID,
-                    "first_character_id": 2,
-                },
-                ensure_ascii=False,
-                indent=1,
-            ),
-            encoding="utf-8",
-        )
+        vocabulary_file = write_vocabulary_json(model.vocabulary, Path(scratch) / "vocabulary.json")
         module = CharLMServing(model, vocabulary_file, default_max_length, default_temperature)
         signatures = {
             "serving_default": module.serve,

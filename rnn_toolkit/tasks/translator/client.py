@@ -5,8 +5,8 @@ looks like, and running it in a fresh process proves the SavedModel stands on it
 (the vocabularies and the beam search are in the graph). Run it by path, on a version
 folder or on a model folder (its highest numeric version, as TF Serving picks):
 
-    python rnn_toolkit/export/translator_client.py saved_models/translator "In the beginning"
-    python rnn_toolkit/export/translator_client.py saved_models/translator/1 --json < verses.txt
+    python rnn_toolkit/tasks/translator/client.py saved_models/translator "In the beginning"
+    python rnn_toolkit/tasks/translator/client.py saved_models/translator/1 --json < verses.txt
 
 With no sentence arguments (or a single "-") it reads one sentence per line from
 standard input; a blank line gives a blank line, so output line i translates input line

@@ -1,0 +1,1 @@
+"""The char_lm task: see `rnn_toolkit.tasks` for what each file holds."""

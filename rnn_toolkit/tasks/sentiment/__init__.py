@@ -1,0 +1,1 @@
+"""The sentiment task: see `rnn_toolkit.tasks` for what each file holds."""

@@ -1,0 +1,1 @@
+"""The translator task: see `rnn_toolkit.tasks` for what each file holds."""
