@@ -262,7 +262,10 @@ def main(argv=None):
     loaded = tf.saved_model.load(str(path))  # plain TensorFlow from here on
     signature = loaded.signatures["classify"]
     labels = json.loads((path / "assets" / "labels.json").read_text(encoding="utf-8"))
-    vocabulary_size = len(json.loads((path / "assets" / "vocabulary.json").read_text(encoding="utf-8"))["words"]) + 2
+    # The vocabulary asset in either form: "tokens" (every id) now, "words" (+ padding and
+    # unknown) in exports written before the one vocabulary JSON form.
+    asset = json.loads((path / "assets" / "vocabulary.json").read_text(encoding="utf-8"))
+    vocabulary_size = len(asset["tokens"]) if "tokens" in asset else len(asset["words"]) + 2
     call = make_call(signature)
 
     # The served model on the whole held-out share: shows it is a trained model and

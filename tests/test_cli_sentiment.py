@@ -13,7 +13,6 @@ import re
 import numpy as np
 import pytest
 
-from rnn_toolkit.runs import folder as run_folder
 from rnn_toolkit.tasks.char_lm import cli as char_lm_cli
 from rnn_toolkit.tasks.char_lm.run import CharLMRunConfig
 from rnn_toolkit.tasks.sentiment.run import SentimentRunConfig

@@ -11,8 +11,6 @@ import json
 
 import pytest
 
-from rnn_toolkit.runs import folder as run_folder
-from rnn_toolkit.tasks.char_lm import cli as char_lm_cli
 from rnn_toolkit.tasks.translator.run import TranslatorRunConfig
 
 from tiny_data import write_pairs
