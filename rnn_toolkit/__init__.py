@@ -29,6 +29,7 @@ from rnn_toolkit.training import ClipNormSchedule, ResetCarriedState, SampleText
 from rnn_toolkit.version import __version__  # noqa: E402
 
 __all__ = [
+    "__version__",
     "ClipNormSchedule",
     "ResetCarriedState",
     "SampleText",

@@ -21,7 +21,7 @@ from rnn_toolkit.tasks.char_lm import cli as char_lm_cli
 from rnn_toolkit.tasks.char_lm import run as char_lm_run
 from rnn_toolkit.data import split_text
 
-from tiny_data import WORDS, write_tiny_corpus
+from tiny_data import write_tiny_corpus
 
 TINY_MODEL = [
     "--units", "16", "--embedding-dim", "8", "--sequence-length", "20", "--batch-size", "8",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rnn_toolkit.cli.options import UsageError, print_line
 from rnn_toolkit.cli.tasks import DEFAULT_TASK, all_tasks, get_task, task_names
+from rnn_toolkit.runs import RunFolder, RunSetupError, load_run_model
 
 
 def run_task(info):
@@ -32,8 +33,6 @@ def holds_saved_model(path):
 
 
 def read_run_info(run_dir, option="--run-dir"):
-    from rnn_toolkit.runs import RunFolder
-
     info = RunFolder(run_dir).read_run_info()
     if info is None:
         raise UsageError(option, f"{str(run_dir)!r} holds no run.json")
@@ -42,8 +41,6 @@ def read_run_info(run_dir, option="--run-dir"):
 
 def load_run(run_dir, *, task=None, command, option="--run-dir"):
     """`(model, run_info)` of a finished run; a run of another task than `task` is refused."""
-    from rnn_toolkit.runs import RunSetupError, load_run_model
-
     try:
         model, info = load_run_model(run_dir)
     except RunSetupError as error:

@@ -25,6 +25,7 @@ import dataclasses
 import re
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -367,6 +368,13 @@ def train_baseline(split, config, class_names, *, verbose=0):
     return heldout_results(classify, split.heldout), seconds
 
 
+class SentimentRunData(NamedTuple):
+    """What a sentiment run loads: all labelled texts, and their split."""
+
+    data: object  # LabelledTexts
+    split: SplitData
+
+
 class SentimentRun(TaskRun):
     """The sentiment classifier's part of a training run (see `rnn_toolkit.runs.train_run`)."""
 
@@ -379,7 +387,7 @@ class SentimentRun(TaskRun):
         run.print_fn(f"Loading {config.data!r} ...")
         data = load_data(config)
         split = split_data(data, config, pretraining=pretraining_data(config, data))
-        run.data = (data, split)
+        run.data = SentimentRunData(data, split)
         run.print_fn(
             f"{len(data):,} labelled texts {data.class_counts()}: {len(split.train):,} train, "
             f"{len(split.validation):,} validation (early stopping), {len(split.heldout):,} held out "
@@ -389,7 +397,7 @@ class SentimentRun(TaskRun):
         )
 
     def datasets(self, run):
-        train, validation = training_batches(run.data[1], run.config)
+        train, validation = training_batches(run.data.split, run.config)
         return FitData(train, validation)
 
     def build_model(self, run):
@@ -481,7 +489,7 @@ class SentimentRun(TaskRun):
         return {"best_epoch": best.best_epoch + 1, "heldout": results}
 
     def report(self, run):
-        return format_results_table(run.info["heldout"], run.config, pretraining=run.data[1].pretraining)
+        return format_results_table(run.info["heldout"], run.config, pretraining=run.data.split.pretraining)
 
 
 def train_sentiment_run(config, run_dir, **options):

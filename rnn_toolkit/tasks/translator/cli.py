@@ -29,7 +29,8 @@ from rnn_toolkit.cli.options import (
 from rnn_toolkit.cli.registration import TaskCommands, Verb, VerbOption
 from rnn_toolkit.runs import RunSetupError, config_from_settings
 from rnn_toolkit.tasks.translator.export import MAX_BEAM_WIDTH
-from rnn_toolkit.tasks.translator.model import ATTENTION_TYPES, BRIDGES
+from rnn_toolkit.layers.attention_decoder import ATTENTION_TYPES
+from rnn_toolkit.tasks.translator.model import BRIDGES
 from rnn_toolkit.tasks.translator.run import TranslatorRunConfig, train_translator_run
 
 NAME = "translator"

@@ -31,7 +31,7 @@ from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data.word_vocabulary import WordVocabulary
 from rnn_toolkit.decoding.loop import BeamSearch, SamplingSearch, decode_with_strategy
 from rnn_toolkit.decoding.samplers import sample_logits
-from rnn_toolkit.layers.attention_decoder import ATTENTION_TYPES, AttentionDecoder
+from rnn_toolkit.layers.attention_decoder import AttentionDecoder
 from rnn_toolkit.layers.recurrent_stack import RecurrentStack
 from rnn_toolkit.precision import resolve_dtype_policy
 from rnn_toolkit.training.gradient_clipping import GradientClippingModel
@@ -102,10 +102,7 @@ class Translator(GradientClippingModel):
                 "`target_vocabulary` must be built with sequence_markers=True: the decoder "
                 "starts from [START] and stops at [END]."
             )
-        if attention not in ATTENTION_TYPES:
-            raise ValueError(
-                f"`attention` must be one of {ATTENTION_TYPES}; received attention={attention!r}."
-            )
+        # `attention`, `attention_units` and `dropout` are checked by the AttentionDecoder.
         if bridge not in BRIDGES:
             raise ValueError(f"`bridge` must be one of {BRIDGES}; received bridge={bridge!r}.")
         if bridge == "zeros" and attention == "none":
@@ -113,12 +110,8 @@ class Translator(GradientClippingModel):
                 "`bridge='zeros'` with `attention='none'` leaves the decoder no way to see the "
                 "source; use bridge='dense' or an attention."
             )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1); received dropout={dropout!r}.")
         embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         units = check_positive_int("units", units)
-        attention_units = units if attention_units is None else attention_units
-        attention_units = check_positive_int("attention_units", attention_units)
         max_output_length = check_positive_int("max_output_length", max_output_length)
 
         # === Layers ===
@@ -177,9 +170,9 @@ class Translator(GradientClippingModel):
         self.decoder_layers = self.decoder.num_layers
         self.bidirectional = bool(bidirectional)
         self.attention_type = attention
-        self.attention_units = attention_units
+        self.attention_units = attention_decoder.attention_units
         self.bridge = bridge
-        self.dropout = float(dropout)
+        self.dropout = attention_decoder.dropout
         self.max_output_length = max_output_length
         self.dtype_policy_name = policy
 

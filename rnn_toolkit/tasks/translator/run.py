@@ -21,6 +21,7 @@ import csv
 import dataclasses
 import io
 import time
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -287,6 +288,14 @@ def out_of_domain_pairs(config, data):
     return extra.subset(np.sort(order))
 
 
+class TranslatorRunData(NamedTuple):
+    """What a translator run loads: all pairs, their split, and the out-of-domain pairs."""
+
+    data: object  # ParallelTexts
+    split: TranslationSplit
+    out_of_domain: object  # ParallelTexts or None
+
+
 class TranslatorRun(TaskRun):
     """The translator's part of a training run (see `rnn_toolkit.runs.train_run`)."""
 
@@ -304,7 +313,7 @@ class TranslatorRun(TaskRun):
         run.print_fn(f"Loading {config.data!r} ...")
         data = load_data(config)
         split = split_data(data, config)
-        run.data = (data, split, out_of_domain_pairs(config, data))
+        run.data = TranslatorRunData(data, split, out_of_domain_pairs(config, data))
         run.print_fn(
             f"{len(data):,} {data.source_language}->{data.target_language} pairs: "
             f"{len(split.train):,} train, {len(split.validation):,} validation (early stopping), "
@@ -315,10 +324,10 @@ class TranslatorRun(TaskRun):
         )
 
     def datasets(self, run):
-        return FitData(*training_batches(run.data[1], run.config))
+        return FitData(*training_batches(run.data.split, run.config))
 
     def build_model(self, run):
-        return build_model(run.data[1], run.config)
+        return build_model(run.data.split, run.config)
 
     def describe(self, run):
         config, (data, split, _) = run.config, run.data
@@ -365,7 +374,7 @@ class TranslatorRun(TaskRun):
             # Fixed held-out sentences, translated greedily after every `sample_every` epochs.
             callbacks.append(
                 SampleText(
-                    _sample_sentences(run.data[1].heldout),
+                    _sample_sentences(run.data.split.heldout),
                     every=config.sample_every,
                     max_length=None,
                     sampler="greedy",
