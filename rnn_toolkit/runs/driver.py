@@ -1,0 +1,210 @@
+"""The one training driver: every task's `train` runs through `train_run`.
+
+The driver owns what every run does the same way — the run folder (refuse, clear or
+resume), seeding, building the model inside a distribution strategy's scope, the
+callbacks every run has (clock, backup, history, TensorBoard), `fit`, the history, the
+atomic save of `model.keras`, and `run.json` from "training" to "finished". A task
+supplies what differs by subclassing `TaskRun`: its data, its model, its own callbacks,
+its scoring and its report.
+
+    prepare  -> run folder -> seed -> datasets -> build (in strategy scope) -> run.json
+    -> before_fit -> fit -> history -> save model.keras -> score -> run.json -> report
+
+The model is saved before scoring: scoring can take minutes (a translator decodes its
+held-out share twice) and a crash there must not cost the training. While it scores,
+run.json says `"status": "scoring"`.
+"""
+
+import dataclasses
+import shutil
+import sys
+
+import keras
+import tensorflow as tf
+
+from rnn_toolkit.runs.folder import (
+    RunFolder,
+    now,
+    prepare_run_folder,
+    run_callbacks,
+    save_model_atomically,
+    versions,
+)
+
+
+@dataclasses.dataclass
+class FitData:
+    """What `fit` reads: the training and validation pipelines and their step counts."""
+
+    train: object
+    validation: object = None
+    steps_per_epoch: int | None = None  # None: one pass over `train`
+    validation_steps: int | None = None  # None: one pass over `validation`
+
+
+@dataclasses.dataclass
+class Run:
+    """One training run, as the driver hands it to a task's hooks.
+
+    A task keeps what its later hooks need in `data` (its loaded data, split and
+    vocabularies) and `state` (e.g. its early-stopping callback).
+    """
+
+    task: "TaskRun"
+    config: object
+    folder: RunFolder
+    print_fn: object = print
+    verbose: int = 1
+    data: object = None
+    model: keras.Model | None = None
+    info: dict = dataclasses.field(default_factory=dict)
+    previous_info: dict = dataclasses.field(default_factory=dict)  # run.json of an interrupted run
+    fresh_start: bool = True
+    resumed_from: int | None = None
+    history: dict = dataclasses.field(default_factory=dict)
+    train_seconds: float = 0.0
+    state: dict = dataclasses.field(default_factory=dict)
+
+
+class TaskRun:
+    """What a task supplies to the training driver: override the hooks that differ.
+
+    Attributes:
+        name: the task's name, recorded as run.json's `"task"`.
+        resume_settings: config fields that must not change across a resume (a resumed
+            run must rebuild the same data and model, or the backup would not fit).
+        extra_files: names of files the task adds to its run folders; a fresh start
+            deletes them with the shared ones.
+    """
+
+    name = None
+    resume_settings = ()
+    extra_files = ()
+
+    def prepare(self, run):
+        """Loads and splits the data into `run.data`; prints what was loaded.
+
+        Raises `rnn_toolkit.runs.RunSetupError` for bad data or settings.
+        """
+        raise NotImplementedError
+
+    def datasets(self, run):
+        """Returns the `FitData`. Called after seeding, before the model is built."""
+        raise NotImplementedError
+
+    def build_model(self, run):
+        """Returns the compiled model (called inside the strategy's scope)."""
+        raise NotImplementedError
+
+    def describe(self, run):
+        """The task's entries of run.json (data, split, vocabulary sizes ...)."""
+        return {}
+
+    def before_fit(self, run):
+        """Runs after run.json is first written, before `fit` (prints, extra files)."""
+
+    def callbacks(self, run):
+        """The task's callbacks; they run after the backup and before the history row."""
+        return []
+
+    def score(self, run):
+        """Scores the trained `run.model`; returns the results to add to run.json."""
+        return {}
+
+    def report(self, run):
+        """The closing text printed after scoring."""
+        return ""
+
+
+def progress_verbosity(stream=None):
+    """Keras' `verbose` for where output goes: progress bars (1) on a terminal, one line
+    per epoch (2) in a file or a pipe, where a bar's carriage returns pile up."""
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
+
+
+def train_run(task, config, run_dir, *, overwrite=False, verbose=None, print_fn=print, strategy=None):
+    """Trains `task` with `config` in `run_dir`, resuming an interrupted run there.
+
+    Args:
+        task: a `TaskRun`.
+        config: the task's run config (a `TrainingConfig` subclass).
+        run_dir: the run folder (created if needed).
+        overwrite: replace a finished or interrupted run instead of refusing or resuming.
+        verbose: Keras' verbosity for `fit` and `evaluate`; None picks progress bars on
+            a terminal and one line per epoch otherwise (`progress_verbosity`).
+        print_fn: where status lines go.
+        strategy: a `tf.distribute.Strategy` whose scope the model is built in (default:
+            the current one).
+
+    Returns:
+        `(model, run_info)`: the trained model and the contents of run.json.
+
+    Raises:
+        RunSetupError: if the folder holds a finished run (without `overwrite`), an
+            interrupted run with other settings, or the data or settings are unusable.
+    """
+    run = Run(task=task, config=config, folder=RunFolder(run_dir), print_fn=print_fn)
+    run.verbose = progress_verbosity() if verbose is None else verbose
+    task.prepare(run)
+    run.fresh_start = overwrite or run.folder.state != "interrupted"
+    run.previous_info = {} if run.fresh_start else run.folder.read_run_info() or {}
+    run.resumed_from = prepare_run_folder(
+        run.folder, config, overwrite, print_fn,
+        resume_settings=task.resume_settings, task_files=task.extra_files,
+    )
+
+    keras.utils.set_random_seed(config.seed)
+    fit_data = task.datasets(run)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        run.model = task.build_model(run)
+    run.info = {
+        "task": task.name,
+        "status": "training",
+        "settings": dataclasses.asdict(config),
+        **task.describe(run),
+        "dtype_policy": getattr(run.model, "dtype_policy_name", run.model.dtype_policy.name),
+        "parameters": int(run.model.count_params()),
+        "resumed_from_epoch": run.resumed_from,
+        "versions": versions(),
+        "started_at": now(),
+    }
+    run.folder.path.mkdir(parents=True, exist_ok=True)
+    run.folder.write_run_info(run.info)
+    task.before_fit(run)
+
+    callbacks = run_callbacks(
+        run.folder, backup_every=config.backup_every, before_history=task.callbacks(run),
+        print_fn=print_fn,
+    )
+    run.model.fit(
+        fit_data.train,
+        epochs=config.epochs,
+        steps_per_epoch=fit_data.steps_per_epoch,
+        validation_data=fit_data.validation,
+        validation_steps=fit_data.validation_steps,
+        callbacks=callbacks,
+        verbose=run.verbose,
+    )
+    run.history = run.folder.save_history()
+    run.train_seconds = float(sum(run.history.get("train_seconds", [])))
+
+    save_model_atomically(run.model, run.folder.model)
+    run.info.update(
+        status="scoring",
+        epochs_completed=len(run.history.get("epoch", [])),
+        train_seconds=run.train_seconds,
+    )
+    run.folder.write_run_info(run.info)
+    # Only now is the training safe: a kill before this line resumes from the backup.
+    shutil.rmtree(run.folder.backup, ignore_errors=True)
+
+    run.info.update(task.score(run))
+    run.info.update(status="finished", finished_at=now())
+    run.folder.write_run_info(run.info)
+    report = task.report(run)
+    if report:
+        print_fn(report)
+    print_fn(f"Saved {run.folder.model}")
+    return run.model, run.info
