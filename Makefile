@@ -38,6 +38,9 @@ benchmarks: install
 	$(BIN)/python benchmarks/translator_attention.py
 	$(BIN)/python benchmarks/translator_decoding_throughput.py
 	$(BIN)/python benchmarks/translator_serving_latency.py
+	$(BIN)/python benchmarks/captioner_comparison.py
+	$(BIN)/python benchmarks/captioner_input_pipeline.py
+	$(BIN)/python benchmarks/captioner_serving_latency.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

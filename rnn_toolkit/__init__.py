@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from rnn_toolkit import data, decoding, export, layers, models, training  # noqa: E402
 from rnn_toolkit.models import (  # noqa: E402
+    build_captioner,
     build_char_lm,
     build_sentiment_classifier,
     build_translator,

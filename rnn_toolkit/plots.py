@@ -1,4 +1,5 @@
-"""Pictures of what a trained model does: attention heatmaps for now.
+"""Pictures of what a trained model does: attention heatmaps over source words, and
+attention maps over an image, word by word.
 
 Matplotlib is imported inside each function, not with this module, so `import
 rnn_toolkit` (and even `import rnn_toolkit.plots`) stays free of plotting libraries
@@ -68,6 +69,71 @@ def plot_attention(source_tokens, target_tokens, weights, ax=None, title=None):
     if title is not None:
         ax.set_title(title)
     return ax
+
+
+def plot_image_attention(image, words, weights, *, columns=5, size=2.2, title=None):
+    """Overlays a captioner's attention maps on its image, one panel per generated word.
+
+    The lecture's figure of soft attention: each map (a softmax over the encoder's grid,
+    e.g. 7 x 7) is stretched over the image with bilinear smoothing and drawn as a
+    translucent white veil that is clear where the model looked.
+
+    Args:
+        image: the pixels the model read, `[S, S, 3]` in [0, 255] (e.g.
+            `model.pixels([path])[0]`).
+        words: the generated words, `[END]` included (the first value of
+            `rnn_toolkit.models.Captioner.attention_maps`).
+        weights: array-like `[len(words), h, w]`.
+        columns: panels per row (the image itself comes first).
+        size: inches per panel.
+        title: an optional title for the figure.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnn_toolkit.plots import plot_image_attention
+    >>> weights = np.full((2, 3, 3), 1 / 9)
+    >>> figure = plot_image_attention(np.zeros((24, 24, 3)), ["cat", "[END]"], weights)
+    >>> [ax.get_title() for ax in figure.axes][:3]
+    ['image', 'cat (0.11)', '[END] (0.11)']
+    """
+    from matplotlib.figure import Figure
+
+    words = _as_labels(words, "words")
+    weights = np.asarray(weights, dtype=np.float32)
+    if weights.ndim != 3 or weights.shape[0] != len(words):
+        raise ValueError(
+            f"`weights` must have shape [len(words), h, w] = [{len(words)}, h, w]; received "
+            f"shape {list(weights.shape)}."
+        )
+    image = np.clip(np.asarray(image, dtype=np.float32), 0, 255) / 255.0
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"`image` must be RGB pixels [S, S, 3]; received shape {list(image.shape)}.")
+    panels = len(words) + 1
+    rows = -(-panels // columns)
+    figure = Figure(figsize=(size * columns, size * rows + (0.4 if title else 0)))
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    height, width = image.shape[:2]
+    extent = (0, width, height, 0)
+    for ax in axes:
+        ax.set_axis_off()
+    axes[0].imshow(image, extent=extent)
+    axes[0].set_title("image")
+    for ax, word, weight in zip(axes[1:], words, weights):
+        # Scaled per map so that its peak is fully clear: the maps of a confident word
+        # and of a diffuse one are both readable (the title gives the peak's weight).
+        veil = 1.0 - weight / max(float(weight.max()), 1e-8)
+        ax.imshow(image, extent=extent)
+        ax.imshow(veil, cmap="gray_r", vmin=0, vmax=1, alpha=0.75, extent=extent,
+                  interpolation="bilinear")
+        ax.set_title(f"{word} ({weight.max():.2f})")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
 
 
 def _as_labels(tokens, name):

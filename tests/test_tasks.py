@@ -21,7 +21,7 @@ from rnn_toolkit.runs import TrainingConfig
 from rnn_toolkit.runs import folder as run_folder
 
 from cli_helpers import assert_usage_error, parse, run_cli, task_config
-from tiny_data import write_pairs, write_reviews, write_tiny_corpus
+from tiny_data import write_caption_folder, write_pairs, write_reviews, write_tiny_corpus
 
 TASKS = task_names()
 TASK_FILES = ("model.py", "run.py", "export.py", "client.py", "cli.py")
@@ -47,6 +47,13 @@ TINY = {
         options=["--units", "8", "--embedding-dim", "8", "--batch-size", "32", "--min-count",
                  "1", "--precision", "float32", "--sample-every", "0", "--patience", "9"],
         client=["the man sees a dog", "bread and water"],
+    ),
+    "captioner": dict(
+        data=lambda folder: ["--data", write_caption_folder(folder / "images")],
+        options=["--image-encoder", "small_cnn", "--image-size", "32", "--units", "8",
+                 "--embedding-dim", "4", "--batch-size", "8", "--min-count", "1", "--precision",
+                 "float32", "--sample-every", "0", "--patience", "9", "--cross-style", "none"],
+        client=["images"],
     ),
 }
 

@@ -57,3 +57,32 @@ def write_pairs(path, count=700, offset=0):
 
 
 
+
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "black": (10, 10, 10)}
+SHAPES = ("square", "circle", "bar")
+
+
+def write_caption_folder(folder, count=40, size=24):
+    """A folder of small RGBA PNGs (a coloured shape on a transparent sheet), each with a
+    same-named .txt file holding two reference captions ("a red circle", ...)."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    colours = list(COLOURS)
+    grid = np.mgrid[0:size, 0:size]
+    centre = (size - 1) / 2
+    for i in range(count):
+        colour, shape = colours[i % len(colours)], SHAPES[(i // len(colours)) % len(SHAPES)]
+        inside = {
+            "square": (abs(grid[0] - centre) < size / 3) & (abs(grid[1] - centre) < size / 3),
+            "circle": (grid[0] - centre) ** 2 + (grid[1] - centre) ** 2 < (size / 3) ** 2,
+            "bar": abs(grid[0] - centre) < size / 8,
+        }[shape]
+        pixels = np.zeros((size, size, 4), np.uint8)
+        pixels[inside] = (*COLOURS[colour], 255)
+        name = f"{shape}_{colour}_{i:03d}"
+        Image.fromarray(pixels, "RGBA").save(folder / f"{name}.png")
+        (folder / f"{name}.txt").write_text(f"a {colour} {shape}\n{colour} {shape}\n", encoding="utf-8")
+    return folder

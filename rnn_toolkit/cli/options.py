@@ -18,6 +18,8 @@ import re
 import sys
 from pathlib import Path
 
+from rnn_toolkit.runs import config_from_settings
+
 PROG = "rnn-toolkit"
 
 SAMPLERS = ("greedy", "temperature", "top_k", "top_p")
@@ -348,3 +350,43 @@ def absolute_data(data, names):
         return data
     path = Path(data).expanduser()
     return str(path.resolve()) if path.exists() else data
+
+
+def evaluation_config(args, info, config_class, data_names, *, example, sample_field):
+    """The run config `evaluate` scores a generator with, and the part of the data to score.
+
+    The run's settings (or the train defaults for a SavedModel without a run), with the
+    options applied: `--data` (made absolute; a run's sample of its data, `sample_field`,
+    belongs to that data only), `--split-seed` and `--beam-width`. The part is `--split`,
+    else the held-out share when the data is the run's own (or no run is known: the
+    SavedModel was most likely trained on the data's default split), else all of it.
+
+    Args:
+        args: the parsed `evaluate` arguments.
+        info: the run's run.json, or None.
+        config_class: the task's run config.
+        data_names: the task's built-in data names (see `absolute_data`).
+        example: a `--data` value for the message when one is needed.
+        sample_field: the config field that samples the data (`max_pairs`, `max_images`).
+
+    Returns:
+        `(config, part)`: the config and `"heldout"` or `"all"`.
+    """
+    config = config_from_settings(config_class, info)
+    if info is None and not args.data:
+        raise UsageError(
+            "--data", f"needed with a SavedModel unless --run-dir names its run (e.g. --data "
+            f"{example}: the held-out share of its default split)",
+        )
+    recorded = (info or {}).get("settings", {}).get("data")
+    if args.data:
+        data = absolute_data(args.data, data_names)
+        sample = getattr(config, sample_field) if data == recorded else 0
+        config = dataclasses.replace(config, data=data, **{sample_field: sample})
+    if args.split_seed is not None:
+        config = dataclasses.replace(config, split_seed=args.split_seed)
+    if args.beam_width is not None:
+        config = dataclasses.replace(config, beam_width=args.beam_width)
+    own_data = info is None or config.data == recorded
+    return config, args.split or ("heldout" if own_data else "all")
+

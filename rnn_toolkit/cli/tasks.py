@@ -11,6 +11,7 @@ TASK_MODULES = {
     "char_lm": "rnn_toolkit.tasks.char_lm.cli",
     "sentiment": "rnn_toolkit.tasks.sentiment.cli",
     "translator": "rnn_toolkit.tasks.translator.cli",
+    "captioner": "rnn_toolkit.tasks.captioner.cli",
 }
 
 DEFAULT_TASK = "char_lm"

@@ -14,6 +14,18 @@ Example:
 ((4, 8), 'int32')
 """
 
+from rnn_toolkit.data.caption_batches import caption_batches, image_batches
+from rnn_toolkit.data.captioned_images import (
+    CaptionedImages,
+    load_captioned_images,
+    read_caption_folder,
+    read_coco_captions,
+    read_flickr_tokens,
+    split_captioned_images,
+    tfds_captioned_images,
+)
+from rnn_toolkit.data.clip_art import noto_emoji, openmoji_drawings, tuxpaint_stamps
+from rnn_toolkit.data.images import decode_image, decode_image_batch
 from rnn_toolkit.data.cache import cache_dir, fetch_debian_package, fetch_pypi_distribution
 from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
 from rnn_toolkit.data.dataset_options import pipeline_options
@@ -88,4 +100,18 @@ __all__ = [
     "parallel_holdout_split",
     "read_parallel_table",
     "tfds_parallel_texts",
+    "CaptionedImages",
+    "load_captioned_images",
+    "read_caption_folder",
+    "read_coco_captions",
+    "read_flickr_tokens",
+    "tfds_captioned_images",
+    "split_captioned_images",
+    "tuxpaint_stamps",
+    "noto_emoji",
+    "openmoji_drawings",
+    "caption_batches",
+    "image_batches",
+    "decode_image",
+    "decode_image_batch",
 ]

@@ -32,6 +32,8 @@ _CONTROL_CHARACTERS = r"[\x00-\x08\x0e-\x1f\x7f]"
 # opening mark (Spanish "¿" and "¡" included).
 _SPACE_BEFORE_CLOSING = r" ([.,;:!?%)\]}»”’])"
 _SPACE_AFTER_OPENING = r"([(\[{«“‘¿¡]) "
+# A hyphen or slash the tokenizer split out of a word ("medium-light", "and/or").
+_SPACES_AROUND_JOINER = r"([\pL\pN]) ([-/]) ([\pL\pN])"
 
 
 @keras.saving.register_keras_serializable(package="rnn_toolkit")
@@ -237,7 +239,7 @@ class WordVocabulary(keras.layers.Layer):
         Padding ids are dropped, every other id becomes its token (ids outside the
         vocabulary become `[UNK]`), tokens are joined with
         spaces and the spaces the tokenizer put around punctuation are taken out again
-        ("¿ qué ?" -> "¿qué?"). Other spacing and (with `lowercase`) case are lost.
+        ("¿ qué ?" -> "¿qué?", "medium - light" -> "medium-light"). Other spacing and (with `lowercase`) case are lost.
 
         Args:
             token_ids: int `[batch, time]`.
@@ -256,6 +258,9 @@ class WordVocabulary(keras.layers.Layer):
         words = ids.with_flat_values(tf.gather(table, flat))
         text = tf.strings.reduce_join(words, axis=1, separator=" ")
         text = tf.strings.regex_replace(text, _SPACE_BEFORE_CLOSING, r"\1")
+        # Twice: a match consumes the letter after the joiner, so "a - b - c" needs two.
+        for _ in range(2):
+            text = tf.strings.regex_replace(text, _SPACES_AROUND_JOINER, r"\1\2\3")
         return tf.strings.regex_replace(text, _SPACE_AFTER_OPENING, r"\1")
 
     def compute_output_spec(self, strings):

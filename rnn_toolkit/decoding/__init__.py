@@ -24,6 +24,7 @@ from rnn_toolkit.decoding.samplers import (
     TopPSampler,
     get_sampler,
     sample_logits,
+    sampling_function,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "SamplingSearch",
     "BeamSearch",
     "sample_logits",
+    "sampling_function",
     "Sampler",
     "GreedySampler",
     "TemperatureSampler",

@@ -337,3 +337,45 @@ def get_sampler(identifier, **kwargs):
         "`identifier` must be a sampler name, a serialized sampler config or a "
         f"`rnn_toolkit.decoding.Sampler`; received {identifier!r}."
     )
+
+
+SAMPLING_OPTIONS = ("temperature", "top_k", "top_p")
+
+
+def sampling_function(sampler, **options):
+    """A `(logits, seed) -> ids` function for a sampler named with keyword options, as a
+    generator's `sampler="top_k", top_k=5` arguments give it; None for None (a generator's
+    default search).
+
+    Args:
+        sampler: None, `"greedy"`, `"temperature"`, `"top_k"` or `"top_p"`.
+        **options: `temperature`, `top_k`, `top_p` (see `sample_logits`).
+
+    Raises:
+        ValueError: for another name or other options.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> pick = sampling_function("greedy")
+    >>> pick(tf.constant([[0.1, 2.0, 0.3]]), tf.constant([0, 0])).numpy().tolist()
+    [1]
+    """
+    if sampler is None:
+        return None
+    unknown = sorted(set(options) - set(SAMPLING_OPTIONS))
+    if unknown:
+        raise ValueError(f"Unknown sampler arguments {unknown}; expected {', '.join(SAMPLING_OPTIONS)}.")
+    if sampler == "greedy":
+        options["temperature"] = 0.0
+    elif sampler not in SAMPLING_OPTIONS:
+        raise ValueError(
+            "`sampler` must be None (the generator's search), 'greedy', 'temperature', 'top_k' "
+            f"or 'top_p'; received sampler={sampler!r}."
+        )
+
+    def sample(logits, seed):
+        return sample_logits(logits, seed, **options)
+
+    return sample
+

@@ -7,11 +7,14 @@ tasks.
 """
 
 from rnn_toolkit.saved_model import version_dir, write_saved_model
+from rnn_toolkit.tasks.captioner.export import CaptionerServing, export_captioner
 from rnn_toolkit.tasks.char_lm.export import CharLMServing, export_char_lm
 from rnn_toolkit.tasks.sentiment.export import SentimentServing, export_sentiment
 from rnn_toolkit.tasks.translator.export import TranslatorServing, export_translator
 
 __all__ = [
+    "CaptionerServing",
+    "export_captioner",
     "CharLMServing",
     "SentimentServing",
     "TranslatorServing",

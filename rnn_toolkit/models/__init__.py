@@ -5,6 +5,7 @@ lives with its run, export, client and command-line registration; these names ar
 stable public ones. Imports from rnn_toolkit: tasks, training.
 """
 
+from rnn_toolkit.tasks.captioner.model import MAX_CAPTION_LENGTH, Captioner, build_captioner
 from rnn_toolkit.tasks.char_lm.model import MAX_GENERATION_LENGTH, CharLanguageModel, build_char_lm
 from rnn_toolkit.tasks.sentiment.model import (
     SentimentClassifier,
@@ -15,6 +16,9 @@ from rnn_toolkit.tasks.translator.model import MAX_TRANSLATION_LENGTH, Translato
 from rnn_toolkit.training.sequence_losses import MaskedSequenceCrossentropy, TokenAccuracy
 
 __all__ = [
+    "MAX_CAPTION_LENGTH",
+    "Captioner",
+    "build_captioner",
     "MAX_GENERATION_LENGTH",
     "CharLanguageModel",
     "build_char_lm",

@@ -10,6 +10,7 @@ from rnn_toolkit.training.callbacks import (
     KeepBestWeights,
     ResetCarriedState,
     SampleText,
+    ScoreGenerations,
 )
 from rnn_toolkit.training.gradient_clipping import GradientClippingModel, clip_scale, global_norm
 from rnn_toolkit.training.sequence_losses import MaskedSequenceCrossentropy, TokenAccuracy
@@ -21,6 +22,7 @@ __all__ = [
     "MaskedSequenceCrossentropy",
     "ResetCarriedState",
     "SampleText",
+    "ScoreGenerations",
     "TokenAccuracy",
     "clip_scale",
     "global_norm",

@@ -1,5 +1,6 @@
-"""Keras callbacks shared by every builder: sampling during training, clip-norm schedules,
-and the state reset that truncated backpropagation through time needs at each epoch."""
+"""Keras callbacks shared by every builder: sampling and scoring generations during training,
+clip-norm schedules, early stopping that survives a kill, and the state reset that truncated
+backpropagation through time needs at each epoch."""
 
 import json
 import os
@@ -77,6 +78,40 @@ class SampleText(keras.callbacks.Callback):
             self.print_fn(
                 f"\n--- sample after epoch {epoch + 1}, {self.input_name} {prompt!r} ---\n{text}\n"
             )
+
+
+class ScoreGenerations(keras.callbacks.Callback):
+    """Scores what the model generates for fixed inputs after each epoch, into the logs.
+
+    For a generative model the validation loss is a poor guide to what it generates: on a
+    captioner's held-out concepts it rises (confident wrong words cost much) while its
+    captions still improve. This callback decodes `inputs` with `model.generate` and adds
+    the scores of `score_fn` to the epoch's logs (e.g. `val_cider_d`), where
+    `KeepBestWeights`, the history and TensorBoard find them; list it before them.
+
+    Args:
+        inputs: what `model.generate` takes (prompts, sentences, images or features).
+        references: what `score_fn` compares the generations with.
+        score_fn: `(generations, references) -> dict` of scores (float values are logged,
+            other values ignored), e.g. `rnn_toolkit.metrics.caption_scores`.
+        prefix: put before each score's name in the logs.
+        **generate_kwargs: passed to `model.generate` (default: greedy decoding).
+    """
+
+    def __init__(self, inputs, references, score_fn, prefix="val_", **generate_kwargs):
+        super().__init__()
+        self.inputs, self.references, self.score_fn = inputs, references, score_fn
+        self.prefix = prefix
+        self.generate_kwargs = {"sampler": "greedy", **generate_kwargs}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        generations = self.model.generate(self.inputs, **self.generate_kwargs)
+        for name, value in self.score_fn(generations, self.references).items():
+            # Scores only: counts (ints) such as the number of images are not logged.
+            if isinstance(value, float):
+                logs[self.prefix + name] = value
 
 
 class ClipNormSchedule(keras.callbacks.Callback):

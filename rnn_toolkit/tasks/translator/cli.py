@@ -16,6 +16,7 @@ from rnn_toolkit.cli.options import (
     absolute_data,
     add_option,
     dropout_rate,
+    evaluation_config,
     int_in_range,
     non_negative_float,
     non_negative_int,
@@ -303,26 +304,9 @@ def _evaluate(args, source):
         split_data,
     )
 
-    info = source.info
-    config = config_from_settings(TranslatorRunConfig, info)
-    if info is None and not args.data:
-        raise UsageError(
-            "--data", "needed with a SavedModel unless --run-dir names its run (e.g. --data "
-            "bible: the held-out share of its default split)",
-        )
-    recorded = (info or {}).get("settings", {}).get("data")
-    if args.data:
-        data = absolute_data(args.data, DATA_NAMES)
-        # A run's pair sample belongs to its own data.
-        config = dataclasses.replace(config, data=data, max_pairs=config.max_pairs if data == recorded else 0)
-    if args.split_seed is not None:
-        config = dataclasses.replace(config, split_seed=args.split_seed)
-    if args.beam_width is not None:
-        config = dataclasses.replace(config, beam_width=args.beam_width)
-    # Without a run, the SavedModel was most likely trained on the data's default split.
-    own_data = info is None or config.data == recorded
-    split_name = args.split or ("heldout" if own_data else "all")
-
+    config, split_name = evaluation_config(
+        args, source.info, TranslatorRunConfig, DATA_NAMES, example="bible", sample_field="max_pairs"
+    )
     data = load_data(config)
     if split_name == "heldout":
         try:

@@ -30,7 +30,7 @@ from keras import ops
 from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data.word_vocabulary import WordVocabulary
 from rnn_toolkit.decoding.loop import BeamSearch, SamplingSearch, decode_with_strategy
-from rnn_toolkit.decoding.samplers import sample_logits
+from rnn_toolkit.decoding.samplers import sampling_function
 from rnn_toolkit.layers.attention_decoder import AttentionDecoder
 from rnn_toolkit.layers.recurrent_stack import RecurrentStack
 from rnn_toolkit.precision import resolve_dtype_policy
@@ -433,24 +433,7 @@ class Translator(GradientClippingModel):
         cache = self.__dict__.setdefault("_translate_cache", {})
         key = (sampler, sampler_items)
         if key not in cache:
-            sampler_fn = None
-            if sampler is not None:
-                parameters = dict(sampler_items)
-                unknown = sorted(set(parameters) - {"temperature", "top_k", "top_p"})
-                if unknown:
-                    raise ValueError(
-                        f"Unknown sampler arguments {unknown}; expected temperature, top_k, top_p."
-                    )
-                if sampler == "greedy":
-                    parameters["temperature"] = 0.0
-                elif sampler not in ("temperature", "top_k", "top_p"):
-                    raise ValueError(
-                        "`sampler` must be None (beam search), 'greedy', 'temperature', "
-                        f"'top_k' or 'top_p'; received sampler={sampler!r}."
-                    )
-
-                def sampler_fn(logits, seed):
-                    return sample_logits(logits, seed, **parameters)
+            sampler_fn = sampling_function(sampler, **dict(sampler_items))
 
             @tf.function(
                 input_signature=[

@@ -1,0 +1,1 @@
+"""The captioner task: see `rnn_toolkit.tasks` for what each file holds."""
