@@ -109,6 +109,28 @@ def test_a_random_encoder_trains_and_a_frozen_one_does_not(vocabulary):
         assert changed == changes, f"fine_tune_encoder={fine_tune}"
 
 
+def test_an_encoder_from_scratch_learns_its_batch_norm_statistics_a_pretrained_one_keeps_them(vocabulary):
+    decoder_input, targets = batch(vocabulary)
+    data = tf.data.Dataset.from_tensor_slices(((images(), decoder_input), targets)).batch(4)
+
+    def moving_means(model):
+        return [w.numpy().copy() for w in model.image_encoder.weights if "moving_mean" in w.path]
+
+    scratch = tiny(vocabulary)  # small_cnn: random weights, trained
+    before = moving_means(scratch)
+    scratch.fit(data, epochs=1, verbose=0)
+    assert scratch.encoder_from_scratch
+    assert all(not np.array_equal(a, b) for a, b in zip(before, moving_means(scratch)))
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    grid = keras.layers.BatchNormalization()(keras.layers.Conv2D(6, 3, strides=4, padding="same")(inputs))
+    users = tiny(vocabulary, image_encoder=keras.Model(inputs, grid), fine_tune_encoder=True)
+    before = moving_means(users)
+    users.fit(data, epochs=1, verbose=0)
+    assert not users.encoder_from_scratch
+    assert all(np.array_equal(a, b) for a, b in zip(before, moving_means(users)))
+
+
 def test_caption_takes_paths_bytes_and_arrays_of_any_mode(vocabulary, tmp_path):
     model = tiny(vocabulary)
     rgb = images(1)[0].astype(np.uint8)

@@ -168,6 +168,10 @@ class Captioner(GradientClippingModel):
 
         # === Config ===
         self.image_encoder_spec = encoder_spec
+        # Random initial weights: its batch normalisation must learn its statistics.
+        self.encoder_from_scratch = bool(fine_tune_encoder) and (
+            isinstance(encoder_spec, str) and encoder_spec in UNTRAINED_ENCODERS
+        )
         self.image_size = image_size
         self.fine_tune_encoder = bool(fine_tune_encoder)
         self.grid_shape = tuple(int(d) for d in grid_shape)
@@ -204,9 +208,11 @@ class Captioner(GradientClippingModel):
             )
         if channels == self.feature_size:
             return images
-        # Batch normalisation always in inference mode, also when fine-tuning: caption
-        # batches are too small (and too alike) for good batch statistics.
-        return self.image_encoder(tf.cast(images, tf.float32), training=False)
+        # A pretrained encoder keeps its batch-normalisation statistics, also when it is
+        # fine-tuned: caption batches are too small (and too alike) to replace ImageNet's.
+        # An encoder trained from scratch has no statistics but the ones it learns here.
+        learns_statistics = training and self.encoder_from_scratch
+        return self.image_encoder(tf.cast(images, tf.float32), training=bool(learns_statistics))
 
     def _inference_features(self, images):
         """`image_features` for decoding, where a batch may hold zero images: some CPU
