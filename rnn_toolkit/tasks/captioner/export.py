@@ -42,24 +42,16 @@ class CaptionerServing(tf.Module):
         self.assets = [tf.saved_model.Asset(str(path)) for path in asset_files]
         self.beam_width = int(beam_width)
 
-    def _pixels(self, image):
-        pixels, ok, error = decode_image_batch(image, self.model.image_size)
-        return pixels, ok, error
-
     def _caption(self, image, beam_width, max_length):
-        pixels, ok, error = self._pixels(image)
+        pixels, ok, error = decode_image_batch(image, self.model.image_size)
         result = self.model.caption_tensors(
             pixels, beam_width=tf.clip_by_value(beam_width, 1, MAX_BEAM_WIDTH), max_length=max_length
         )
-        caption = tf.where(ok, result["caption"], "")
-        return {"caption": caption, "error": error}, result, ok
+        return {"caption": tf.where(ok, result["caption"], ""), "error": error}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
     def serve(self, image):
-        outputs, _, _ = self._caption(
-            image, tf.constant(self.beam_width, tf.int32), tf.constant(0, tf.int32)
-        )
-        return outputs
+        return self._caption(image, tf.constant(self.beam_width, tf.int32), tf.constant(0, tf.int32))
 
     @tf.function(
         input_signature=[
@@ -69,24 +61,24 @@ class CaptionerServing(tf.Module):
         ]
     )
     def caption(self, image, beam_width, max_length):
-        outputs, _, _ = self._caption(image, beam_width, max_length)
-        return outputs
+        return self._caption(image, beam_width, max_length)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
     def attention(self, image):
-        pixels, ok, error = self._pixels(image)
+        pixels, ok, error = decode_image_batch(image, self.model.image_size)
         result = self.model.caption_tensors(
             pixels, beam_width=tf.constant(self.beam_width, tf.int32), max_length=0
         )
         lengths = tf.where(ok, result["lengths"], 0)
         token_ids = result["token_ids"]
         weights = self.model.attention_tensors(pixels, token_ids, lengths)
-        # Words then [END]; a bad row has only its (zero-weight) [END] cut away too.
-        tokens = tf.constant(self.model.vocabulary.tokens)
-        start = tf.fill(tf.shape(token_ids)[:1], self.model.vocabulary.end_id)[:, tf.newaxis]
-        ids = tf.concat([tf.cast(token_ids, tf.int32), start], axis=1)
+        # Each row's words, then [END] at its length (one more column than the words);
+        # a bad row gets nothing, its [END] included.
+        end_id = self.model.vocabulary.end_id
+        ids = tf.pad(tf.cast(token_ids, tf.int32), [[0, 0], [0, 1]])
         positions = tf.range(tf.shape(ids)[1])[tf.newaxis, :]
-        ids = tf.where(positions == lengths[:, tf.newaxis], self.model.vocabulary.end_id, ids)
+        ids = tf.where(positions == lengths[:, tf.newaxis], end_id, ids)
+        tokens = tf.constant(self.model.vocabulary.tokens)
         valid = (positions <= lengths[:, tf.newaxis]) & ok[:, tf.newaxis]
         words = tf.where(valid, tf.gather(tokens, ids), "")
         weights = weights * tf.cast(valid, tf.float32)[..., tf.newaxis, tf.newaxis]

@@ -229,9 +229,8 @@ class Captioner(GradientClippingModel):
     def encode(self, images, training=None):
         """Pixels or features -> `(memory [batch, positions, feature_size], grid
         [batch, h, w, feature_size], initial decoder state)`."""
-        if not training:
-            images = self._inference_features(images)
-        grid = ops.cast(self.image_features(images, training=training), self.compute_dtype)
+        grid = self.image_features(images, training=True) if training else self._inference_features(images)
+        grid = ops.cast(grid, self.compute_dtype)
         shape = tf.shape(grid)
         memory = tf.reshape(grid, [shape[0], shape[1] * shape[2], self.feature_size])
         memory = self.feature_dropout(memory, training=training)
@@ -533,11 +532,12 @@ class Captioner(GradientClippingModel):
             raise ValueError("`attention_maps` takes one image.")
         if self.attention_mode != "soft":
             raise ValueError("`attention_maps` needs a captioner built with attention='soft'.")
-        pixels = self.pixels(images)
-        caption = self.caption(images[0], **caption_kwargs)
+        # Decoded and encoded once: the caption and its attention read the same grid.
+        grid = self.image_features(self.pixels(images)).numpy()
+        caption = self.caption(grid, **caption_kwargs)[0]
         words = self.vocabulary.tokenize(tf.constant([caption]), self.vocabulary.lowercase)
         ids = tf.cast(self.vocabulary.word_to_id(words.flat_values), tf.int32)[tf.newaxis, :]
-        weights = self.attention_tensors(pixels, ids, tf.shape(ids)[1:2])
+        weights = self.attention_tensors(grid, ids, tf.shape(ids)[1:2])
         tokens = [w.decode("utf-8") for w in words.flat_values.numpy().tolist()] + ["[END]"]
         return tokens, weights[0].numpy()
 

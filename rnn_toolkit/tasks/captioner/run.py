@@ -157,6 +157,8 @@ def cached_features(model, images, config, print_fn=print):
         features = np.load(path)
         if len(features) == len(images):
             return features
+    if model is None:
+        raise ValueError(f"{path} holds features of another image list; delete it and rerun.")
     start = time.perf_counter()
     features = model.encode_images(
         image_batches(images, image_size=config.image_size, batch_size=32)
@@ -278,11 +280,13 @@ class CaptionerRun(TaskRun):
             )
             return FitData(train, validation)
         # A frozen encoder: its features once, then every epoch trains the decoder alone.
-        # The encoder is built here once more only to compute them (cached on disk).
-        encoder_model = build_model(data, config)
+        # A model is built here only when some features are not on disk yet.
+        parts = ("train", "validation", "test")
+        cached = all(cached_path(feature_cache_key(getattr(data, part), config)).is_file() for part in parts)
+        encoder_model = None if cached else build_model(data, config)
         run.state["features"] = features = {
             part: cached_features(encoder_model, getattr(data, part), config, run.print_fn)
-            for part in ("train", "validation", "test")
+            for part in parts
         }
         train = caption_batches(
             data.train, data.vocabulary, batch_size=config.batch_size, seed=config.seed,
@@ -356,8 +360,7 @@ class CaptionerRun(TaskRun):
         references = [list(c) for c in data.test.captions]
         results, captions = score_captions(
             lambda inputs, **settings: model.caption(inputs, **settings),
-            features["test"] if features["test"].shape[-1] != 3 else list(data.test.images),
-            references, decoding_settings(config),
+            features["test"], references, decoding_settings(config),
         )
         retrieved = retrieval_captions(features["train"], data.train, features["test"])
         results["retrieval"] = caption_scores(retrieved, references)
