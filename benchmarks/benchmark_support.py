@@ -11,9 +11,15 @@ are written once:
 * the method: `interleaved_rounds` (every round in a new shuffled order, so a change in
   machine load hits all variants alike) and `median_min_max` / `median_ratio` (medians
   and ratios between variants of the same run);
+* the serving benchmarks' harness: requests cut into batches (`request_batches`,
+  `calls_in_round`), one caller timing each call (`time_calls`, `latency_summary`), the
+  same calls from concurrent callers and from one (`throughput_run`, `throughput_summary`),
+  whose outputs must be identical (`compare_outputs`), and the SavedModel version served
+  (`latest_version`);
 * the report: `print_table`, `print_ratios`, and the result file (`run_metadata`,
-  `results_path`, `write_results`) with the versions, CPU count, command line and load
-  averages that say under what conditions the numbers were taken.
+  `results_path`, `write_results`) with the versions, CPU count (and, where asked,
+  `cpu_model` and `thread_pool_sizes`), command line and load averages that say under
+  what conditions the numbers were taken.
 """
 
 import collections
@@ -25,6 +31,7 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 # Must be set before TensorFlow is imported (below, or by the script): its C++ INFO and
@@ -37,6 +44,7 @@ if str(REPOSITORY_ROOT) not in sys.path:
     sys.path.insert(0, str(REPOSITORY_ROOT))
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from rnn_toolkit import data  # noqa: E402
@@ -150,6 +158,168 @@ def median_ratio(numerator, denominator, unit):
     return numerator[f"median_{unit}"] / denominator[f"median_{unit}"]
 
 
+# --- Serving: latency and concurrent throughput of a SavedModel --------------------------
+
+
+def latest_version(folder):
+    """`folder` if it is a SavedModel, else its highest numeric version (None if none)."""
+    folder = pathlib.Path(folder)
+    if (folder / "saved_model.pb").is_file():
+        return folder
+    versions = [p for p in folder.glob("*") if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    return max(versions, key=lambda p: int(p.name), default=None)
+
+
+def request_batches(items, batch_size, count, start=0):
+    """`count` batches of `batch_size` consecutive items, from item `start` on, cycling."""
+    n = len(items)
+    return [[items[(start + i * batch_size + j) % n] for j in range(batch_size)] for i in range(count)]
+
+
+def calls_in_round(total, rounds, round_index):
+    """Round `round_index`'s share of `total` calls spread over `rounds` rounds (the first
+    rounds make one more when they do not divide evenly)."""
+    return total // rounds + (round_index < total % rounds)
+
+
+def time_calls(call, batches):
+    """The wall seconds of each `call(batch)`, one call at a time from this thread."""
+    seconds = []
+    for batch in batches:
+        start = time.perf_counter()
+        call(batch)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def run_concurrently(call, per_thread_batches):
+    """Issues each thread's batches from its own thread, started together.
+
+    Returns (seconds, outputs per thread, errors).
+    """
+    outputs = [None] * len(per_thread_batches)
+    errors = []
+    barrier = threading.Barrier(len(per_thread_batches) + 1)
+
+    def caller(index):
+        barrier.wait()
+        results = []
+        for batch in per_thread_batches[index]:
+            try:
+                results.append(call(batch))
+            except Exception as error:  # counted and reported: the run then fails
+                errors.append(f"thread {index}: {type(error).__name__}: {error}")
+                results.append(None)
+        outputs[index] = results
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(len(per_thread_batches))]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start, outputs, errors
+
+
+def run_single(call, per_thread_batches):
+    """The same batches as `run_concurrently`, one after the other from this thread."""
+    outputs, errors = [], []
+    start = time.perf_counter()
+    for batches in per_thread_batches:
+        results = []
+        for batch in batches:
+            try:
+                results.append(call(batch))
+            except Exception as error:
+                errors.append(f"single caller: {type(error).__name__}: {error}")
+                results.append(None)
+        outputs.append(results)
+    return time.perf_counter() - start, outputs, errors
+
+
+def throughput_run(mode, call, per_thread_batches, unit):
+    """Makes the calls from concurrent callers (`mode` "concurrent") or from one ("single").
+
+    Returns `({"seconds": ..., "calls": ..., unit: items in all}, outputs, errors)`, as
+    `run_concurrently`; `unit` names the items ("texts", "images").
+    """
+    runner = run_concurrently if mode == "concurrent" else run_single
+    seconds, outputs, errors = runner(call, per_thread_batches)
+    calls = sum(len(batches) for batches in per_thread_batches)
+    items = sum(len(batch) for batches in per_thread_batches for batch in batches)
+    return {"seconds": seconds, "calls": calls, unit: items}, outputs, errors
+
+
+def compare_outputs(single, concurrent):
+    """(identical calls, differing calls) of two runs of the same calls; a call that
+    raised (None) differs."""
+    identical = differing = 0
+    for single_results, concurrent_results in zip(single, concurrent):
+        for a, b in zip(single_results, concurrent_results):
+            same = (
+                a is not None and b is not None and sorted(a) == sorted(b)
+                and all(np.array_equal(a[key], b[key]) for key in a)
+            )
+            identical += same
+            differing += not same
+    return identical, differing
+
+
+def single_before_concurrent(order):
+    """`order` with each workload's single-caller phase moved before its concurrent one
+    (its outputs are the reference)."""
+    result = []
+    for phase in order:
+        if phase.startswith("concurrent"):
+            single = "single" + phase[len("concurrent"):]
+            if single not in result:
+                result.append(single)
+        if phase not in result:
+            result.append(phase)
+    return result
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def latency_summary(seconds, percentiles=(50, 99)):
+    """`{"calls", "p<q>_ms" for each q, "mean_ms", "max_ms"}` of per-call wall seconds."""
+    return {
+        "calls": len(seconds),
+        **{f"p{q}_ms": 1000 * percentile(seconds, q) for q in percentiles},
+        "mean_ms": 1000 * statistics.fmean(seconds),
+        "max_ms": 1000 * max(seconds),
+    }
+
+
+def throughput_summary(runs, unit):
+    """Calls and items per round, and `median_min_max` of items/s, of `throughput_run`s."""
+    return {
+        "calls_per_round": runs[0]["calls"],
+        f"{unit}_per_round": runs[0][unit],
+        **median_min_max([r[unit] / r["seconds"] for r in runs], f"{unit}_per_s"),
+    }
+
+
+def thread_pool_sizes():
+    """TensorFlow's intra-op and inter-op thread pool sizes (0: its default)."""
+    return {
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
+def print_thread_pools():
+    """Prints TensorFlow's thread pool sizes and the CPU count."""
+    pools = thread_pool_sizes()
+    print(
+        f"TensorFlow thread pools: intra-op {pools['intra_op_threads'] or 'default'}, "
+        f"inter-op {pools['inter_op_threads'] or 'default'}; {os.cpu_count()} CPUs"
+    )
+
+
 # --- Report ----------------------------------------------------------------------------
 
 
@@ -184,6 +354,18 @@ def environment(**more_versions):
         **more_versions,
         "cpus": os.cpu_count(),
     }
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (None where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def run_metadata(benchmark, args, load_average_before, *, started=None, more_versions=None, **machine):

@@ -13,7 +13,10 @@ split seed 0) and only what the variant names changed:
     emoji-soft / -none      data="emoji"
     clipart-soft-scratch    image_encoder="small_cnn", image_size=128: a small CNN
                             trained from scratch, jointly with the decoder, on augmented
-                            pixels (run last: its CNN trains on every image every epoch)
+                            pixels (its CNN trains on every image every epoch: slow)
+    scenes-soft / -none     data="emoji-scenes": two emoji per image, captioned with where
+                            each one is ("cat face left of rocket"); held-out scenes are
+                            new pairs (`rnn_toolkit.data.scenes`)
 
 The split is by near-duplicate group and by source (`split_captioned_images`), so the
 Tux Paint test images of `tuxpaint-*` are the Tux Paint test images of `clipart-*` (and
@@ -42,6 +45,12 @@ the from-scratch one longer):
     .venv/bin/python benchmarks/captioner_comparison.py
     .venv/bin/python benchmarks/captioner_comparison.py --variants clipart-soft,clipart-none
     .venv/bin/python benchmarks/captioner_comparison.py --scratch-epochs 12   # cap the slow run
+    .venv/bin/python benchmarks/captioner_comparison.py --variants clipart-soft,clipart-none --seeds 0,1,2
+
+`--seeds` trains every variant once per seed (seed 0's run folder is the single-seed
+one, `captioner-<variant>-seed<N>` the others'; the split stays the same) and prints the
+mean and standard deviation over the seeds: the differences between variants are worth
+reading only next to the spread between seeds. The target checks then use the means.
     .venv/bin/python benchmarks/captioner_comparison.py --quick   # smoke test, ~3 minutes
 
 `--quick` trains every variant for 1 epoch on a seeded sample of 300 images with a tiny
@@ -57,12 +66,22 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 # First: it quiets TensorFlow's logging and finds `rnn_toolkit` in this checkout.
 import benchmark_support as support
 
 import rnn_toolkit
-from rnn_toolkit.runs.folder import RunFolder
-from rnn_toolkit.tasks.captioner.run import CaptionerRunConfig, format_results, train_captioner_run
+from rnn_toolkit.metrics import caption_scores
+from rnn_toolkit.runs.folder import RunFolder, load_run_model
+from rnn_toolkit.tasks.captioner.run import (
+    CaptionerRunConfig,
+    cached_features,
+    format_results,
+    load_data,
+    split_data,
+    train_captioner_run,
+)
 
 VARIANTS = {
     "clipart-soft": {},
@@ -72,12 +91,16 @@ VARIANTS = {
     "emoji-soft": {"data": "emoji"},
     "emoji-none": {"data": "emoji", "attention": "none"},
     "clipart-soft-scratch": {"image_encoder": "small_cnn", "image_size": 128},
+    "scenes-soft": {"data": "emoji-scenes"},
+    "scenes-none": {"data": "emoji-scenes", "attention": "none"},
 }
 SCRATCH = "clipart-soft-scratch"
 QUICK_SETTINGS = dict(max_images=300, epochs=1, units=32, embedding_dim=16, sample_every=0)
 # Settings that may differ between a reused run and the variant without changing what it
 # measures (how often the run folder was backed up).
-IGNORED_SETTINGS = ("backup_every",)
+IGNORED_SETTINGS = ("backup_every", "sample_every")
+# Settings added after a run was recorded, with the value every run had before they existed.
+EARLIER_DEFAULTS = {"feature_views": 1}
 KEPT_INFO = (
     "status", "train_seconds", "epochs_completed", "resumed_from_epoch", "best_epoch",
     "best_val_cider_d", "best_val_loss", "parameters", "dtype_policy", "data", "split",
@@ -135,17 +158,39 @@ def parse_args(argv=None):
         help=f"cap the epochs of {SCRATCH} at N (0: the default {CaptionerRunConfig.epochs}, "
         "early stopping decides); the cap is recorded in its run.json settings",
     )
+    parser.add_argument(
+        "--seeds", default="0",
+        help="comma-separated training seeds: every variant is trained once per seed (the split "
+        "stays seed 0's), and the targets are checked on the means over the seeds",
+    )
+    parser.add_argument(
+        "--beam-widths", default="",
+        help="comma-separated beam widths to score as well, on every run's held-out images "
+        "(with its model.keras and cached features; e.g. 4 besides the runs' own beam 3)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 300 images, 1 epoch, tiny decoder")
     parser.add_argument("--output", type=Path, default=None, help="result file (default benchmarks/results/captioner_comparison.json)")
     args = parser.parse_args(argv)
     if args.scratch_epochs < 0:
         parser.error("--scratch-epochs must be >= 0")
+    try:
+        args.seeds = sorted({int(seed) for seed in args.seeds.split(",")})
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    if any(seed < 0 for seed in args.seeds):
+        parser.error("--seeds must be >= 0")
+    try:
+        args.beam_widths = sorted({int(width) for width in args.beam_widths.split(",") if width.strip()})
+    except ValueError:
+        parser.error(f"--beam-widths must be comma-separated integers, got {args.beam_widths!r}")
+    if any(width < 2 for width in args.beam_widths):
+        parser.error("--beam-widths must be >= 2 (greedy is always scored)")
     return args
 
 
-def variant_config(name, args):
-    """The run config of a variant: the defaults with the variant's changes."""
-    config = dataclasses.replace(CaptionerRunConfig(), **VARIANTS[name])
+def variant_config(name, args, seed=0):
+    """The run config of a variant: the defaults with the variant's changes, and `seed`."""
+    config = dataclasses.replace(CaptionerRunConfig(), seed=seed, **VARIANTS[name])
     if name == SCRATCH and args.scratch_epochs:
         config = dataclasses.replace(config, epochs=args.scratch_epochs)
     if args.quick:
@@ -162,6 +207,7 @@ def runs_folder(args):
 def setting_differences(recorded, config):
     """`name: recorded -> wanted` for every setting a reused run has otherwise."""
     wanted = dataclasses.asdict(config)
+    recorded = {**EARLIER_DEFAULTS, **recorded}
     return [
         f"{name}: {recorded.get(name)!r} -> {value!r}"
         for name, value in wanted.items()
@@ -169,15 +215,20 @@ def setting_differences(recorded, config):
     ]
 
 
-def run_variant(name, args, code):
-    """Trains (or resumes, or reuses) one variant; returns its result record."""
-    config = variant_config(name, args)
-    run_dir = runs_folder(args) / f"captioner-{name}"
+def run_name(name, seed):
+    """`variant` for seed 0 (the name of the single-seed benchmark), `variant@seedN` else."""
+    return name if seed == 0 else f"{name}@seed{seed}"
+
+
+def run_variant(name, args, code, seed=0):
+    """Trains (or resumes, or reuses) one variant with one seed; returns its result record."""
+    config = variant_config(name, args, seed)
+    run_dir = runs_folder(args) / f"captioner-{name}{'' if seed == 0 else f'-seed{seed}'}"
     folder = RunFolder(run_dir)
     info = folder.read_run_info() if folder.state == "finished" else None
     record = {"run_dir": str(run_dir)}
     if info is not None and info.get("status") == "finished":
-        print(f"== {name}: reusing the finished run in {run_dir}", flush=True)
+        print(f"== {run_name(name, seed)}: reusing the finished run in {run_dir}", flush=True)
         record["reused"] = True
         differences = setting_differences(info.get("settings", {}), config)
         if differences:
@@ -191,24 +242,60 @@ def run_variant(name, args, code):
         )
     else:
         state = "resuming" if folder.state == "interrupted" else "training"
-        print(f"== {name}: {state} in {run_dir}", flush=True)
+        print(f"== {run_name(name, seed)}: {state} in {run_dir}", flush=True)
         started = time.perf_counter()
         _, info = train_captioner_run(config, run_dir, verbose=2)
         record["reused"] = False
         record["code"] = code
         record["wall_seconds"] = time.perf_counter() - started  # it printed its scores
     record.update({key: info.get(key) for key in KEPT_INFO if key in info})
+    missing = [width for width in args.beam_widths if f"beam{width}" not in record["test"]]
+    if missing:
+        record["test"] = {**record["test"], **score_more_beams(run_dir, config, missing)}
     record["code_changed_since_start"] = changed = code_changed_since(info.get("started_at"))
     if changed:
         print(f"   NOTE: changed since this run started: {', '.join(changed)}")
     return record
 
 
+def score_more_beams(run_dir, config, widths):
+    """`{"beam<w>": scores}` of the finished run's model on its held-out images, from the
+    frozen encoder's cached features (the run's own split and references)."""
+    model, _ = load_run_model(run_dir)
+    test = split_data(load_data(config), config).test
+    features = cached_features(None, test, config)
+    references = [list(c) for c in test.captions]
+    results = {}
+    for width in widths:
+        started = time.perf_counter()
+        captions = model.caption(features, beam_width=width)
+        seconds = time.perf_counter() - started
+        results[f"beam{width}"] = {
+            **caption_scores(captions, references), "seconds": seconds,
+            "images_per_second": len(captions) / max(seconds, 1e-9),
+        }
+        print(f"   beam {width}: BLEU-4 {results[f'beam{width}']['bleu_4']:.1f}, CIDEr-D "
+              f"{results[f'beam{width}']['cider_d']:.1f}", flush=True)
+    return results
+
+
 # --- Report -----------------------------------------------------------------------------
 
 
+def beam_names(result):
+    """The beam searches scored on the test share, narrowest first ("beam3", "beam4")."""
+    return sorted((name for name in result["test"] if name.startswith("beam")), key=lambda name: int(name[4:]))
+
+
 def beam_name(result):
-    return next(name for name in result["test"] if name.startswith("beam"))
+    """The widest beam search scored on the test share: the one the tables show."""
+    return beam_names(result)[-1]
+
+
+def widest_beam(scores):
+    """The widest "beam<w>" key of `scores` (None if there is none)."""
+    beams = [name for name in scores if name.startswith("beam")]
+    return max(beams, key=lambda name: int(name[4:]), default=None)
 
 
 def score_rows(results):
@@ -216,8 +303,10 @@ def score_rows(results):
     for name, result in results.items():
         test, beam = result["test"], beam_name(result)
         cross = result.get("cross_style") or {}
+        cross_beam = widest_beam(cross)
         cross_text = (
-            f"{cross[beam]['bleu_4']:>6.1f} {cross[beam]['cider_d']:>6.1f}" if beam in cross else f"{'-':>6} {'-':>6}"
+            f"{cross[cross_beam]['bleu_4']:>6.1f} {cross[cross_beam]['cider_d']:>6.1f}"
+            if cross_beam else f"{'-':>6} {'-':>6}"
         )
         rows.append(
             f"{name:<21} {test[beam]['images']:>5} "
@@ -243,7 +332,7 @@ def source_rows(results):
     rows = []
     for name, result in results.items():
         for source, by_decoding in (result.get("test_by_source") or {}).items():
-            beam = beam_name(result)
+            beam = widest_beam(by_decoding)
             rows.append(
                 f"{name:<21} {source:<9} {by_decoding[beam]['images']:>5} "
                 + " ".join(
@@ -254,30 +343,63 @@ def source_rows(results):
     return rows
 
 
+def seed_means(results):
+    """Per variant, its held-out scores averaged over its seeds' runs: `{variant: {"seeds":
+    [...], "test": {decoding: {metric: mean}}, "sd": {decoding: {metric: sd}}}}` (sd over
+    the seeds, 0 for one seed; the retrieval baseline does not depend on the seed)."""
+    grouped = {}
+    for name, result in results.items():
+        grouped.setdefault(name.split("@")[0], []).append(result)
+    means = {}
+    for variant, runs in grouped.items():
+        test, sd = {}, {}
+        for decoding in runs[0]["test"]:
+            test[decoding], sd[decoding] = {}, {}
+            for metric in ("bleu_4", "cider_d"):
+                values = np.array([run["test"][decoding][metric] for run in runs])
+                test[decoding][metric], sd[decoding][metric] = float(values.mean()), float(values.std(ddof=1) if len(values) > 1 else 0.0)
+        means[variant] = {"seeds": [run.get("seed", 0) for run in runs], "test": test, "sd": sd}
+    return means
+
+
+def mean_rows(means):
+    rows = []
+    for variant, result in means.items():
+        beam = beam_name(result)
+        rows.append(
+            f"{variant:<21} {len(result['seeds']):>5} "
+            + " ".join(
+                f"{result['test'][d][m]:>5.1f}±{result['sd'][d][m]:<4.1f}"
+                for d in ("greedy", beam) for m in ("bleu_4", "cider_d")
+            )
+            + f" {result['test']['retrieval']['bleu_4']:>5.1f} {result['test']['retrieval']['cider_d']:>6.1f}"
+        )
+    return rows
+
+
 def target_checks(results):
     """Per data set (and encoder): does soft beat none, both beat retrieval, beam beat greedy?
 
     Each comparison on BLEU-4 and on CIDEr-D of the held-out share; models are compared
-    at their beam-search scores (the decoding a served model uses).
+    at their beam-search scores (the decoding a served model uses). `results` holds one
+    record per variant (with several seeds: their means, `seed_means`).
     """
     checks = {}
     for name, result in results.items():
-        test, beam = result["test"], beam_name(result)
-        for metric in ("bleu_4", "cider_d"):
-            checks[f"{name}: {beam} > greedy ({metric})"] = _check(test[beam][metric], test["greedy"][metric])
-            checks[f"{name}: {beam} > retrieval ({metric})"] = _check(test[beam][metric], test["retrieval"][metric])
-    for data_name in ("clipart", "tuxpaint", "emoji"):
+        test = result["test"]
+        for beam in beam_names(result):
+            for metric in ("bleu_4", "cider_d"):
+                checks[f"{name}: {beam} > greedy ({metric})"] = _check(test[beam][metric], test["greedy"][metric])
+                checks[f"{name}: {beam} > retrieval ({metric})"] = _check(test[beam][metric], test["retrieval"][metric])
+    for data_name in ("clipart", "tuxpaint", "emoji", "scenes"):
         soft, none = results.get(f"{data_name}-soft"), results.get(f"{data_name}-none")
         if soft is None or none is None:
             continue
-        beam = beam_name(soft)
-        for metric in ("bleu_4", "cider_d"):
-            checks[f"{data_name}: soft > none ({beam}, {metric})"] = _check(
-                soft["test"][beam][metric], none["test"][beam][metric]
-            )
-            checks[f"{data_name}: soft > none (greedy, {metric})"] = _check(
-                soft["test"]["greedy"][metric], none["test"]["greedy"][metric]
-            )
+        for decoding in ["greedy", *(b for b in beam_names(soft) if b in none["test"])]:
+            for metric in ("bleu_4", "cider_d"):
+                checks[f"{data_name}: soft > none ({decoding}, {metric})"] = _check(
+                    soft["test"][decoding][metric], none["test"][decoding][metric]
+                )
     return checks
 
 
@@ -294,12 +416,15 @@ def main(argv=None):
     started = time.perf_counter()
     results = {}
     for name in variants:
-        results[name] = run_variant(name, args, code)
-        results[name]["load_average_after_run"] = os.getloadavg()
+        for seed in args.seeds:
+            key = run_name(name, seed)
+            results[key] = run_variant(name, args, code, seed)
+            results[key]["seed"] = seed
+            results[key]["load_average_after_run"] = os.getloadavg()
 
     support.print_table(
-        "held-out (test) scores x100: BLEU-4 and CIDEr-D (all references per image); "
-        "cross-style = OpenMoji drawings of held-out emoji, beam",
+        "held-out (test) scores x100: BLEU-4 and CIDEr-D (all references per image); beam = the "
+        "widest beam scored; cross-style = OpenMoji drawings of held-out emoji, the run's beam",
         f"{'variant':<21} {'imgs':>5} {'greedy':>13} {'beam':>13} {'retrieval':>13} {'cross':>13} "
         f"{'train s':>7} {'ep/best'}",
         [f"{'':<27}" + " ".join(f"{'B4':>6} {'CIDEr':>6}" for _ in range(4))] + score_rows(results),
@@ -316,30 +441,28 @@ def main(argv=None):
             f"{'variant':<21} {'source':<9} {'imgs':>5} {'greedy':>13} {'beam':>13} {'retrieval':>13}",
             rows,
         )
-    checks = target_checks(results)
+    means = seed_means(results)
+    if len(args.seeds) > 1:
+        support.print_table(
+            f"held-out scores x100, mean ± sd over the seeds {args.seeds}",
+            f"{'variant':<21} {'seeds':>5} {'greedy B4':>10} {'greedy CIDEr':>12} {'beam B4':>10} "
+            f"{'beam CIDEr':>10} {'retrieval B4, CIDEr'}",
+            mean_rows(means),
+        )
+    checks = target_checks(means)
     print()
     for check, result in checks.items():
         better, worse = result["values"]
         print(f"{'holds' if result['holds'] else 'FAILS'}  {check:<48} {better:6.2f} vs {worse:6.2f}")
 
-    record = support.run_metadata("captioner_comparison", args, load_before, started=started, cpu=_cpu_model())
+    record = support.run_metadata("captioner_comparison", args, load_before, started=started, cpu=support.cpu_model())
     record["code"] = code
     record["variants"] = {name: VARIANTS[name] for name in variants}
     record["results"] = results
+    record["seed_means"] = means
     record["target_checks"] = checks
     output = args.output or support.results_path("captioner_comparison", args.quick)
     support.write_results(record, output)
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 if __name__ == "__main__":

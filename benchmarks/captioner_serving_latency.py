@@ -56,13 +56,11 @@ import pathlib
 import random
 import statistics
 import tempfile
-import threading
 import time
 
 # First: it quiets TensorFlow's logging and finds `rnn_toolkit` in this checkout.
 import benchmark_support as support
 
-import numpy as np
 import tensorflow as tf
 
 import rnn_toolkit
@@ -111,15 +109,6 @@ def parse_args(argv=None):
 
 
 # --- The model and the requests ------------------------------------------------------------
-
-
-def latest_version(folder):
-    """`folder` if it is a SavedModel, else its highest numeric version (None if none)."""
-    folder = pathlib.Path(folder)
-    if (folder / "saved_model.pb").is_file():
-        return folder
-    versions = [p for p in folder.glob("*") if p.name.isdigit() and (p / "saved_model.pb").is_file()]
-    return max(versions, key=lambda p: int(p.name), default=None)
 
 
 def find_run(args, scratch):
@@ -184,82 +173,12 @@ def make_calls(loaded):
     return {"serve": serve, "greedy": greedy}
 
 
-def request_batches(images, batch_size, count, start=0):
-    """`count` batches of `batch_size` consecutive images, from image `start` on, cycling."""
-    n = len(images)
-    return [[images[(start + i * batch_size + j) % n] for j in range(batch_size)] for i in range(count)]
-
-
-def percentile(values, q):
-    return float(np.percentile(np.asarray(values), q))
-
-
-def run_concurrently(call, per_thread_batches):
-    """Issues each thread's batches from its own thread, started together.
-
-    Returns (seconds, outputs per thread, errors).
-    """
-    outputs = [None] * len(per_thread_batches)
-    errors = []
-    barrier = threading.Barrier(len(per_thread_batches) + 1)
-
-    def caller(index):
-        barrier.wait()
-        results = []
-        for batch in per_thread_batches[index]:
-            try:
-                results.append(call(batch))
-            except Exception as error:  # counted and reported: the run then fails
-                errors.append(f"thread {index}: {type(error).__name__}: {error}")
-                results.append(None)
-        outputs[index] = results
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(len(per_thread_batches))]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start, outputs, errors
-
-
-def run_single(call, per_thread_batches):
-    """The same batches as `run_concurrently`, one after the other from this thread."""
-    outputs, errors = [], []
-    start = time.perf_counter()
-    for batches in per_thread_batches:
-        results = []
-        for batch in batches:
-            try:
-                results.append(call(batch))
-            except Exception as error:
-                errors.append(f"single caller: {type(error).__name__}: {error}")
-                results.append(None)
-        outputs.append(results)
-    return time.perf_counter() - start, outputs, errors
-
-
-def compare_outputs(single, concurrent):
-    """(identical calls, differing calls) of two runs of the same calls."""
-    identical = differing = 0
-    for single_results, concurrent_results in zip(single, concurrent):
-        for a, b in zip(single_results, concurrent_results):
-            same = (
-                a is not None and b is not None and sorted(a) == sorted(b)
-                and all(np.array_equal(a[key], b[key]) for key in a)
-            )
-            identical += same
-            differing += not same
-    return identical, differing
-
-
 def workload_batches(workload, images, args, round_index):
     """Each caller thread's list of batches for one round (different images per thread)."""
     batch_size = 1 if workload == "batch1" else 32
     calls = args.calls_per_thread_batch1 if workload == "batch1" else args.calls_per_thread_batch32
     return [
-        request_batches(images, batch_size, calls, ((round_index * args.threads + thread) * calls * batch_size))
+        support.request_batches(images, batch_size, calls, (round_index * args.threads + thread) * calls * batch_size)
         for thread in range(args.threads)
     ]
 
@@ -287,7 +206,7 @@ def main(argv=None):
     )
 
     if args.saved_model is not None:
-        path = latest_version(args.saved_model)
+        path = support.latest_version(args.saved_model)
         if path is None:
             raise SystemExit(f"no SavedModel at {args.saved_model}")
         model_info = {"source": "--saved-model", "path": str(path)}
@@ -320,10 +239,7 @@ def main(argv=None):
         f"{scores['bleu_4']:.1f}, CIDEr-D {scores['cider_d']:.1f}"
         + (f"; identical to the run's beam captions for {same}/{len(paths)}" if recorded else "")
     )
-    print(
-        f"TensorFlow thread pools: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
-        f"inter-op {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}; {os.cpu_count()} CPUs"
-    )
+    support.print_thread_pools()
 
     order = list(paths)
     random.Random(args.seed).shuffle(order)
@@ -332,9 +248,10 @@ def main(argv=None):
     # Warm-up: first-call allocations at both batch sizes, and from several threads.
     for signature, call in calls.items():
         for batch_size in (1, 32):
-            for batch in request_batches(images, batch_size, args.warmup_calls):
+            for batch in support.request_batches(images, batch_size, args.warmup_calls):
                 call(batch)
-    run_concurrently(calls["serve"], [[batch] for batch in request_batches(images, 1, args.threads, 100)])
+    warmup_batches = support.request_batches(images, 1, args.threads, 100)
+    support.run_concurrently(calls["serve"], [[batch] for batch in warmup_batches])
 
     latency = {f"{s}_{w}": [] for s in SIGNATURES for w in WORKLOADS}
     throughput = {phase: [] for phase in PHASES if not phase.startswith("latency")}
@@ -343,30 +260,25 @@ def main(argv=None):
     calls_done = {key: 0 for key in latency}
     for round_index, phase_order in support.interleaved_rounds(PHASES, args.rounds, args.seed):
         single_outputs = {}
-        for phase in _single_before_concurrent(phase_order):  # its outputs are the reference
+        for phase in support.single_before_concurrent(phase_order):  # its outputs are the reference
             kind, signature, workload = phase.split("_")
             key = f"{signature}_{workload}"
             call = calls[signature]
             if kind == "latency":
                 batch_size = 1 if workload == "batch1" else 32
-                count = in_all[workload] // args.rounds + (round_index < in_all[workload] % args.rounds)
-                for batch in request_batches(images, batch_size, count, calls_done[key] * batch_size):
-                    start = time.perf_counter()
-                    call(batch)
-                    latency[key].append(time.perf_counter() - start)
+                count = support.calls_in_round(in_all[workload], args.rounds, round_index)
+                batches = support.request_batches(images, batch_size, count, calls_done[key] * batch_size)
+                latency[key] += support.time_calls(call, batches)
                 calls_done[key] += count
                 continue
             per_thread = workload_batches(workload, images, args, round_index)
-            runner = run_concurrently if kind == "concurrent" else run_single
-            seconds, outputs, call_errors = runner(call, per_thread)
+            run, outputs, call_errors = support.throughput_run(kind, call, per_thread, "images")
             errors.extend(call_errors)
-            n_calls = sum(len(batches) for batches in per_thread)
-            n_images = sum(len(batch) for batches in per_thread for batch in batches)
-            throughput[phase].append({"seconds": seconds, "calls": n_calls, "images": n_images})
+            throughput[phase].append(run)
             if kind == "single":
                 single_outputs[key] = outputs
             else:
-                identical, differing = compare_outputs(single_outputs[key], outputs)
+                identical, differing = support.compare_outputs(single_outputs[key], outputs)
                 checks[key][0] += identical
                 checks[key][1] += differing
         print(f"round {round_index + 1}/{args.rounds} done", flush=True)
@@ -375,18 +287,11 @@ def main(argv=None):
     for key, values in latency.items():
         batch_size = 1 if key.endswith("batch1") else 32
         summary["latency"][key] = {
-            "calls": len(values),
-            **{f"p{q}_ms": 1000 * percentile(values, q) for q in (50, 90, 99)},
-            "mean_ms": 1000 * statistics.fmean(values),
-            "max_ms": 1000 * max(values),
+            **support.latency_summary(values, (50, 90, 99)),
             "images_per_s_at_mean": batch_size / statistics.fmean(values),
         }
     for phase, runs in throughput.items():
-        summary["throughput"][phase] = {
-            "calls_per_round": runs[0]["calls"],
-            "images_per_round": runs[0]["images"],
-            **support.median_min_max([r["images"] / r["seconds"] for r in runs], "images_per_s"),
-        }
+        summary["throughput"][phase] = support.throughput_summary(runs, "images")
     lat = summary["latency"]
     for workload in WORKLOADS:
         summary["ratios"][f"p50 beam/greedy, {workload}"] = lat[f"serve_{workload}"]["p50_ms"] / lat[f"greedy_{workload}"]["p50_ms"]
@@ -434,9 +339,8 @@ def main(argv=None):
 
     record = {
         **support.run_metadata(
-            "captioner_serving_latency", args, load_before, started=started, cpu=_cpu_model(),
-            intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
-            inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+            "captioner_serving_latency", args, load_before, started=started,
+            cpu=support.cpu_model(), **support.thread_pool_sizes(),
         ),
         "model": model_info,
         "requests": {
@@ -453,30 +357,6 @@ def main(argv=None):
     failed = [key for key, (_, differing) in checks.items() if differing]
     if errors or failed:
         raise SystemExit(f"FAILED: {len(errors)} call(s) raised; differing results in {failed}")
-
-
-def _single_before_concurrent(order):
-    """`order` with each workload's single-caller phase moved before its concurrent one."""
-    result = []
-    for phase in order:
-        if phase.startswith("concurrent"):
-            single = "single" + phase[len("concurrent"):]
-            if single not in result:
-                result.append(single)
-        if phase not in result:
-            result.append(phase)
-    return result
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 if __name__ == "__main__":

@@ -38,9 +38,7 @@ import argparse
 import json
 import os
 import pathlib
-import statistics
 import tempfile
-import threading
 import time
 
 # First: it quiets TensorFlow's logging and finds `rnn_toolkit` in this checkout.
@@ -93,15 +91,6 @@ def parse_args(argv=None):
 # --- The model --------------------------------------------------------------------------
 
 
-def latest_version(folder):
-    """`folder` if it is a SavedModel, else its highest numeric version (None if none)."""
-    folder = pathlib.Path(folder)
-    if (folder / "saved_model.pb").is_file():
-        return folder
-    versions = [p for p in folder.glob("*") if p.name.isdigit() and (p / "saved_model.pb").is_file()]
-    return max(versions, key=lambda p: int(p.name), default=None)
-
-
 def train_quick_model(scratch):
     """Trains a small model on the default split and exports it; returns (path, settings)."""
     config = SentimentRunConfig(units=32, embedding_dim=32, epochs=2, baseline=False)
@@ -116,11 +105,11 @@ def train_quick_model(scratch):
 def find_model(args, scratch):
     """The version folder to serve and a description of where it came from."""
     if args.saved_model is not None:
-        path = latest_version(args.saved_model)
+        path = support.latest_version(args.saved_model)
         if path is None:
             raise SystemExit(f"no sentiment SavedModel at {args.saved_model}")
         return path, {"source": "--saved-model"}
-    path = latest_version(DEFAULT_MODEL_FOLDER)
+    path = support.latest_version(DEFAULT_MODEL_FOLDER)
     if path is not None:
         return path, {"source": f"highest version under {DEFAULT_MODEL_FOLDER}"}
     print(
@@ -146,79 +135,16 @@ def make_call(signature):
     return call
 
 
-def request_batches(texts, batch_size, count, start=0):
-    """`count` batches of `batch_size` consecutive texts, from text `start` on, cycling."""
-    n = len(texts)
-    return [
-        [texts[(start + i * batch_size + j) % n] for j in range(batch_size)] for i in range(count)
-    ]
-
-
-def percentile(values, q):
-    return float(np.percentile(np.asarray(values), q))
-
-
-def run_concurrently(call, per_thread_batches):
-    """Issues each thread's batches from its own thread, started together.
-
-    Returns (seconds, outputs per thread, errors).
-    """
-    outputs = [None] * len(per_thread_batches)
-    errors = []
-    barrier = threading.Barrier(len(per_thread_batches) + 1)
-
-    def caller(index):
-        barrier.wait()
-        results = []
-        for batch in per_thread_batches[index]:
-            try:
-                results.append(call(batch))
-            except Exception as error:  # counted and reported: the run then fails
-                errors.append(f"thread {index}: {type(error).__name__}: {error}")
-                results.append(None)
-        outputs[index] = results
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(len(per_thread_batches))]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start, outputs, errors
-
-
-def run_single(call, per_thread_batches):
-    """The same batches as `run_concurrently`, one after the other from this thread."""
-    outputs, errors = [], []
-    start = time.perf_counter()
-    for index, batches in enumerate(per_thread_batches):
-        results = []
-        for batch in batches:
-            try:
-                results.append(call(batch))
-            except Exception as error:
-                errors.append(f"single caller: {type(error).__name__}: {error}")
-                results.append(None)
-        outputs.append(results)
-    return time.perf_counter() - start, outputs, errors
-
-
-def compare_outputs(single, concurrent):
-    """(identical calls, differing calls, max |probability difference|) of two runs."""
-    identical, differing, max_difference = 0, 0, 0.0
+def max_probability_difference(single, concurrent):
+    """The largest |probability difference| between two runs of the same calls."""
+    difference = 0.0
     for single_results, concurrent_results in zip(single, concurrent):
         for a, b in zip(single_results, concurrent_results):
-            if a is None or b is None:
-                differing += 1
-                continue
-            same = all(np.array_equal(a[key], b[key]) for key in a) and sorted(a) == sorted(b)
-            identical += same
-            differing += not same
-            max_difference = max(
-                max_difference, float(np.max(np.abs(a["probabilities"] - b["probabilities"]), initial=0.0))
-            )
-    return identical, differing, max_difference
+            if a is not None and b is not None:
+                difference = max(
+                    difference, float(np.max(np.abs(a["probabilities"] - b["probabilities"]), initial=0.0))
+                )
+    return difference
 
 
 def workload_batches(workload, texts, threads, calls_per_thread, round_index):
@@ -227,12 +153,12 @@ def workload_batches(workload, texts, threads, calls_per_thread, round_index):
     for thread in range(threads):
         start = (round_index * threads + thread) * calls_per_thread * 8
         if workload == "batch1":
-            batches = request_batches(texts, 1, calls_per_thread, start)
+            batches = support.request_batches(texts, 1, calls_per_thread, start)
         elif workload == "batch32":
-            batches = request_batches(texts, 32, max(calls_per_thread // 4, 1), start)
+            batches = support.request_batches(texts, 32, max(calls_per_thread // 4, 1), start)
         else:  # half the batch-1 calls and half the batch-32 calls, interleaved
-            ones = request_batches(texts, 1, max(calls_per_thread // 2, 1), start)
-            thirty_twos = request_batches(texts, 32, max(calls_per_thread // 8, 1), start + 1000)
+            ones = support.request_batches(texts, 1, max(calls_per_thread // 2, 1), start)
+            thirty_twos = support.request_batches(texts, 32, max(calls_per_thread // 8, 1), start + 1000)
             batches = []
             for i, batch in enumerate(ones):
                 batches.append(batch)
@@ -280,16 +206,13 @@ def main(argv=None):
         f"model: {path} ({labels['head']} head, classes {labels['class_names']}, vocabulary "
         f"{vocabulary_size:,}); held-out accuracy {heldout_accuracy:.2%}"
     )
-    print(
-        f"TensorFlow thread pools: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
-        f"inter-op {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}; {os.cpu_count()} CPUs"
-    )
+    support.print_thread_pools()
 
     # Warm-up: tracing, first-call allocations, at both batch sizes and from several threads.
     for batch_size in (1, 32):
-        for batch in request_batches(texts, batch_size, args.warmup_calls):
+        for batch in support.request_batches(texts, batch_size, args.warmup_calls):
             call(batch)
-    run_concurrently(call, workload_batches("mixed", texts, args.threads, 8, round_index=0))
+    support.run_concurrently(call, workload_batches("mixed", texts, args.threads, 8, round_index=0))
 
     latency = {1: [], 32: []}
     throughput = {phase: [] for phase in PHASES if not phase.startswith("latency")}
@@ -298,49 +221,39 @@ def main(argv=None):
     calls_done = {1: 0, 32: 0}
     for round_index, order in support.interleaved_rounds(PHASES, args.rounds, args.seed):
         single_outputs = {}
-        order = _single_before_concurrent(order)  # its outputs are the reference
-        for phase in order:
+        for phase in support.single_before_concurrent(order):  # its outputs are the reference
             if phase.startswith("latency"):
                 batch_size = 1 if phase.endswith("batch1") else 32
-                count = per_round[batch_size] // args.rounds + (round_index < per_round[batch_size] % args.rounds)
-                for batch in request_batches(texts, batch_size, count, calls_done[batch_size] * batch_size):
-                    start = time.perf_counter()
-                    call(batch)
-                    latency[batch_size].append(time.perf_counter() - start)
+                count = support.calls_in_round(per_round[batch_size], args.rounds, round_index)
+                batches = support.request_batches(texts, batch_size, count, calls_done[batch_size] * batch_size)
+                latency[batch_size] += support.time_calls(call, batches)
                 calls_done[batch_size] += count
                 continue
             mode, workload = phase.split("_", 1)
             per_thread = workload_batches(workload, texts, args.threads, args.calls_per_thread, round_index)
-            runner = run_concurrently if mode == "concurrent" else run_single
-            seconds, outputs, call_errors = runner(call, per_thread)
+            run, outputs, call_errors = support.throughput_run(mode, call, per_thread, "texts")
             errors.extend(call_errors)
-            calls = sum(len(batches) for batches in per_thread)
-            n_texts = sum(len(batch) for batches in per_thread for batch in batches)
-            throughput[phase].append({"seconds": seconds, "calls": calls, "texts": n_texts})
+            throughput[phase].append(run)
             if mode == "single":
                 single_outputs[workload] = outputs
             else:
-                identical, differing, difference = compare_outputs(single_outputs[workload], outputs)
+                identical, differing = support.compare_outputs(single_outputs[workload], outputs)
                 checks[workload][0] += identical
                 checks[workload][1] += differing
-                checks[workload][2] = max(checks[workload][2], difference)
+                checks[workload][2] = max(
+                    checks[workload][2], max_probability_difference(single_outputs[workload], outputs)
+                )
         print(f"round {round_index + 1}/{args.rounds} done", flush=True)
 
     summary = {"latency": {}, "throughput": {}, "ratios": {}, "checks": {}}
     for batch_size, values in latency.items():
         summary["latency"][f"batch{batch_size}"] = {
-            "calls": len(values),
-            "p50_ms": 1000 * percentile(values, 50),
-            "p99_ms": 1000 * percentile(values, 99),
-            "mean_ms": 1000 * statistics.fmean(values),
-            "max_ms": 1000 * max(values),
-            "texts_per_s_at_p50": batch_size / percentile(values, 50),
+            **support.latency_summary(values, (50, 99)),
+            "texts_per_s_at_p50": batch_size / support.percentile(values, 50),
         }
     for phase, runs in throughput.items():
         summary["throughput"][phase] = {
-            "calls_per_round": runs[0]["calls"],
-            "texts_per_round": runs[0]["texts"],
-            **support.median_min_max([r["texts"] / r["seconds"] for r in runs], "texts_per_s"),
+            **support.throughput_summary(runs, "texts"),
             **support.median_min_max([r["calls"] / r["seconds"] for r in runs], "calls_per_s"),
         }
     for workload in WORKLOADS:
@@ -390,9 +303,7 @@ def main(argv=None):
     record = {
         **support.run_metadata(
             "sentiment_serving_latency", args, load_before, started=started,
-            cpu=_cpu_model(),
-            intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
-            inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+            cpu=support.cpu_model(), **support.thread_pool_sizes(),
         ),
         "model": model_info,
         "requests": {"texts": len(texts), "source": "held-out share of SentimentRunConfig()'s split"},
@@ -406,30 +317,6 @@ def main(argv=None):
     failed = [w for w in WORKLOADS if summary["checks"][w]["differing"]]
     if errors or failed:
         raise SystemExit(f"FAILED: {len(errors)} call(s) raised; differing results in {failed}")
-
-
-def _single_before_concurrent(order):
-    """`order` with each workload's single-caller phase moved before its concurrent one."""
-    result = []
-    for phase in order:
-        if phase.startswith("concurrent"):
-            single = "single" + phase[len("concurrent"):]
-            if single not in result:
-                result.append(single)
-        if phase not in result:
-            result.append(phase)
-    return result
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 if __name__ == "__main__":

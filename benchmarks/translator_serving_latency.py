@@ -268,12 +268,6 @@ def phase_name(phase):
     return f"{signature}:batch{batch_size}"
 
 
-def request_batches(texts, batch_size, count, start=0):
-    """`count` batches of `batch_size` consecutive texts, from text `start` on, cycling."""
-    n = len(texts)
-    return [[texts[(start + i * batch_size + j) % n] for j in range(batch_size)] for i in range(count)]
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", type=pathlib.Path, default=pathlib.Path(DEFAULT_RUN_DIR),
@@ -327,8 +321,10 @@ def main(argv=None):
             return server.calls(SIGNATURES[phase[0]], batches, beam_width=beam[phase[0]])
 
         # Warm-up (untimed): tracing, first-call allocations, at both batch sizes.
-        warmup = {phase: call(phase, request_batches(texts, phase[1], args.warmup_calls, start=len(texts) // 2))
-                  for phase in PHASES if args.warmup_calls}
+        warmup = {
+            phase: call(phase, support.request_batches(texts, phase[1], args.warmup_calls, start=len(texts) // 2))
+            for phase in PHASES if args.warmup_calls
+        }
         # The exported default beam search must translate as the model does in process.
         check_texts = texts[: min(32, len(texts))]
         exported = server.calls("serving_default", [check_texts])["translations"]
@@ -344,8 +340,8 @@ def main(argv=None):
         for round_index, order in support.interleaved_rounds(PHASES, args.rounds, args.seed):
             for phase in order:
                 batch_size = phase[1]
-                count = counts[batch_size] // args.rounds + (round_index < counts[batch_size] % args.rounds)
-                batches = request_batches(texts, batch_size, count, calls_done[phase] * batch_size)
+                count = support.calls_in_round(counts[batch_size], args.rounds, round_index)
+                batches = support.request_batches(texts, batch_size, count, calls_done[phase] * batch_size)
                 result = call(phase, batches)
                 seconds[phase].extend(result["seconds"])
                 translations[phase].extend(result["translations"])
@@ -361,15 +357,11 @@ def main(argv=None):
             "signature": SIGNATURES[phase[0]],
             "beam_width": beam[phase[0]],
             "batch_size": batch_size,
-            "calls": len(values),
-            "p50_ms": 1000 * float(np.percentile(values, 50)),
-            "p90_ms": 1000 * float(np.percentile(values, 90)),
-            "p99_ms": 1000 * float(np.percentile(values, 99)),
-            "mean_ms": 1000 * statistics.fmean(values),
-            "max_ms": 1000 * max(values),
+            **support.latency_summary(values, (50, 90, 99)),
             "sentences_per_s": batch_size / statistics.fmean(values),
             "mean_source_tokens": mean_tokens(
-                [t for b in request_batches(texts, batch_size, len(values)) for t in b], run.config.lowercase
+                [t for b in support.request_batches(texts, batch_size, len(values)) for t in b],
+                run.config.lowercase,
             ),
             "mean_translation_tokens": mean_tokens(translations[phase], run.config.lowercase),
             "sentences": n,

@@ -12,6 +12,7 @@ from rnn_toolkit.data.caption_batches import (
     augment_image,
     caption_batches,
     image_batches,
+    lightness_safe,
     mirror_safe,
 )
 from rnn_toolkit.data.captioned_images import CaptionedImages
@@ -147,6 +148,39 @@ def test_features_replace_pixels(data, vocab):
         caption_batches(data, vocab, image_size=8, batch_size=4, features=features, augment=True)
 
 
+def test_feature_views_give_one_random_view_per_image_and_epoch(data, vocab):
+    # View v of image i holds 10 * v + i everywhere: a row says which view it came from.
+    views = [np.stack([np.full((2, 2, 4), 10 * v + i, np.float16) for i in range(6)]) for v in range(3)]
+    dataset = caption_batches(data, vocab, image_size=8, batch_size=6, seed=3, features=views)
+    seen = collections.defaultdict(set)
+    for _ in range(8):  # epochs
+        (grids, _), _ = next(iter(dataset))
+        values = [int(grid[0, 0, 0]) for grid in grids.numpy()]
+        assert sorted(value % 10 for value in values) == list(range(6))  # every image once
+        for value in values:
+            seen[value % 10].add(value // 10)
+    assert all(seen[i] <= {0, 1, 2} for i in seen)
+    assert sum(len(v) for v in seen.values()) > 6  # views change from epoch to epoch
+    first = [
+        next(iter(caption_batches(data, vocab, image_size=8, batch_size=6, seed=3, features=views)))[0][0].numpy()
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(*first)  # one seed, the same views
+    with pytest.raises(ValueError, match="one shape"):
+        caption_batches(data, vocab, image_size=8, batch_size=6, features=[views[0], views[1][:, :1]])
+
+
+def test_augmented_image_batches_are_fixed_by_their_seed(data):
+    plain = np.concatenate(list(image_batches(data, image_size=8, batch_size=4)))
+    view = [np.concatenate(list(image_batches(data, image_size=8, batch_size=4, augment_seed=s))) for s in (1, 1, 2)]
+    np.testing.assert_array_equal(view[0], view[1])  # one seed, one view
+    assert not np.array_equal(view[0], view[2]) and not np.array_equal(view[0], plain)
+    expected = augment_image(tf.constant(plain[3]), tf.constant([1, 3], tf.int64), True)
+    np.testing.assert_allclose(view[0][3], expected.numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="`augment_seed` must be an integer"):
+        image_batches(data, image_size=8, augment_seed=1.5)
+
+
 def test_argument_checks(data, vocab, tmp_path):
     with pytest.raises(ValueError, match="sequence_markers=True"):
         caption_batches(data, WordVocabulary(WORDS), image_size=8, batch_size=2)
@@ -195,11 +229,31 @@ def test_augmentation_is_mild_seeded_and_flips_only_when_allowed():
     np.testing.assert_array_equal(first.numpy(), augment_image(pixels, tf.constant([7, 1], tf.int64), True).numpy())
 
 
+def test_lightness_words_keep_brightness_and_contrast(data, vocab):
+    assert lightness_safe(["thumbs up", "A red frog."])
+    for caption in ("thumbs up medium-dark skin tone", "woman light skin tone", "A grey jacket.",
+                    "bridge at night", "dim button"):
+        assert not lightness_safe([caption]), caption
+    pixels = tf.fill([32, 32, 3], 100.0)  # uniform: a zoom-out keeps the centre at 100
+    centre = [
+        [augment_image(pixels, tf.constant([seed, 0], tf.int64), True, lightness_ok=ok)[16, 16, 0].numpy()
+         for seed in range(8)]
+        for ok in (False, True)
+    ]
+    assert centre[0] == [100.0] * 8 and any(abs(value - 100.0) > 1 for value in centre[1])
+    # The pipeline asks per image: a skin tone in any reference keeps the pixels' lightness.
+    toned = CaptionedImages([_png(100, (32, 32))] * 2, [["a frog"], ["a frog", "a cat light skin tone"]])
+    for seed in range(4):
+        rows = next(iter(image_batches(toned, image_size=32, batch_size=2, augment_seed=seed))).numpy()
+        assert rows[1][16, 16, 0] == 100.0
+
+
 def test_mirror_safe_captions_and_the_pipeline_respects_them(tmp_path, vocab):
     assert mirror_safe(["a frog", "A green frog."])
     assert not mirror_safe(["a frog", "A frog facing left."])
     for caption in ("The letter R.", "flag of France", "keycap #", "one o'clock", "up-right arrow",
-                    "A stop sign.", "OK button", "clockwise vertical arrows"):
+                    "A stop sign.", "OK button", "clockwise vertical arrows", "waxing gibbous moon",
+                    "last quarter moon face"):
         assert not mirror_safe([caption]), caption
     arrow = tf.io.encode_png(tf.cast(_arrow(), tf.uint8)).numpy()
     data = CaptionedImages([arrow] * 3, [["a left arrow"], ["a frog"], ["a frog"]], mirrorable=[True, True, False])

@@ -86,6 +86,18 @@ def test_frozen_features_are_computed_once_and_cached(tmp_path, monkeypatch):
     other = dataclasses.replace(config, image_size=48)
     assert feature_cache_key(split.train, other) != feature_cache_key(split.train, config)
     assert feature_cache_key(split.validation, config) != feature_cache_key(split.train, config)
+    # An augmented view is its own file, computed from augmented pixels, and as fixed as view 0.
+    assert feature_cache_key(split.train, config, view=1) not in {
+        feature_cache_key(split.train, config), feature_cache_key(split.train, config, view=2)
+    }
+    monkeypatch.undo()
+    monkeypatch.setenv("RNN_TOOLKIT_CACHE", str(tmp_path / "cache"))
+    view = cached_features(model, split.train, config, print_fn=lambda *_: None, view=1)
+    assert view.shape == first.shape and not np.array_equal(view, first)
+    again = cached_features(model, split.train, config, print_fn=lambda *_: None, view=1)
+    np.testing.assert_array_equal(again, view)
+    assert list(captioner_run.training_views(config)) == list(range(config.feature_views))
+    assert list(captioner_run.training_views(dataclasses.replace(config, augment=False))) == [0]
 
 
 @pytest.mark.slow
@@ -94,7 +106,7 @@ def test_a_frozen_encoder_run_early_stops_on_cider_and_evaluate_reproduces_it(tm
     # A randomly initialised EfficientNet-Lite0 kept frozen: the features path without a
     # download (the pretrained weights are tested in test_image_encoders).
     monkeypatch.setattr(captioner_run, "encoder_trains", lambda config: False)
-    config = tiny_config(tmp_path, epochs=3, patience=9)
+    config = tiny_config(tmp_path, epochs=3, patience=9, feature_views=2)
     run_dir = tmp_path / "run"
     model, info = train_captioner_run(config, run_dir, print_fn=lambda *_: None, verbose=0)
     history = json.loads((run_dir / "history.json").read_text())
@@ -108,3 +120,20 @@ def test_a_frozen_encoder_run_early_stops_on_cider_and_evaluate_reproduces_it(tm
     assert status == 0, err
     greedy = info["test"]["greedy"]
     assert f"{greedy['bleu_4']:.1f}" in out and f"{greedy['cider_d']:.1f}" in out
+
+
+def test_a_run_on_images_without_files_prints_its_samples(tmp_path, monkeypatch):
+    # Two-object scenes are PNG bytes, not files: training samples them, scores them.
+    from rnn_toolkit.data.scenes import compose_scenes
+    from test_scenes import COLOURS, _square
+
+    monkeypatch.setenv("RNN_TOOLKIT_CACHE", str(tmp_path / "cache"))
+    objects = CaptionedImages([_square(n) for n in COLOURS], [[f"{n} square"] for n in COLOURS], groups=list(COLOURS))
+    scenes = compose_scenes(objects, count=40, seed=0, canvas=32)
+    monkeypatch.setattr(captioner_run, "load_captioned_images", lambda spec: scenes)
+    config = tiny_config(tmp_path, data="scenes", epochs=1, sample_every=1)
+    printed = []
+    _, info = train_captioner_run(config, tmp_path / "run", print_fn=printed.append, verbose=0)
+    assert info["status"] == "finished" and info["test"]["greedy"]["images"] == info["split"]["test"]
+    headings = [line for line in printed if "--- sample after epoch 1" in line]
+    assert headings and all("-byte image>" in line for line in headings)

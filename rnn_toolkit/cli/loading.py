@@ -1,4 +1,5 @@
-"""Reading models for the command line: run folders, SavedModels, and which task each is.
+"""Reading models for the command line: run folders, SavedModels, and which task each is;
+a SavedModel's beam-search signature called like the Keras model's decoding method.
 
 Imports from rnn_toolkit: runs, cli (the registry finds a SavedModel's task by asking
 each task whether it recognises the export).
@@ -52,6 +53,14 @@ def load_run(run_dir, *, task=None, command, option="--run-dir"):
             f"(train one with 'rnn-toolkit train {task}')",
         )
     return model, info
+
+
+def signature_takes(loaded, name, input_key):
+    """Whether the loaded SavedModel has the signature `name` and it takes `input_key`."""
+    if name not in loaded.signatures:
+        return False
+    _, inputs = loaded.signatures[name].structured_input_signature
+    return input_key in inputs
 
 
 def saved_model_task(loaded):
@@ -114,3 +123,36 @@ def print_signatures(path):
                 spec = specs[key]
                 shape = "[" + ", ".join("?" if d is None else str(d) for d in spec.shape) + "]"
                 print_line(f"    {label} {key}: {spec.dtype.name} {shape}")
+
+
+def beam_search_signature(loaded, name, *, input_key, output_key, batch_size, default_beam_width, read=None):
+    """A function like a sequence model's decoding method (`translate`, `caption`) that calls
+    the SavedModel's signature `name`: `input_key` (strings), `beam_width` and `max_length`
+    in, `output_key` strings out, `batch_size` inputs per call.
+
+    The function takes the inputs, `beam_width` (default: `default_beam_width`),
+    `max_length` (None: the model's default) and `sampler`: "greedy" is beam search of
+    width 1, the signature's only other search; further keywords are ignored. `read`, if
+    given, turns each input into the string the signature takes (e.g. a path into its bytes).
+    """
+    import tensorflow as tf
+
+    signature = loaded.signatures[name]
+
+    def decode(inputs, *, beam_width=default_beam_width, max_length=None, sampler=None, **_):
+        width = 1 if sampler == "greedy" else beam_width
+        outputs = []
+        for start in range(0, len(inputs), batch_size):
+            batch = inputs[start : start + batch_size]
+            if read is not None:
+                batch = [read(item) for item in batch]
+            result = signature(
+                **{input_key: tf.constant(batch, tf.string)},
+                beam_width=tf.constant(width, tf.int32),
+                max_length=tf.constant(max_length or 0, tf.int32),
+            )
+            texts = result[output_key].numpy().tolist()
+            outputs += [text.decode("utf-8", errors="replace") for text in texts]
+        return outputs
+
+    return decode

@@ -14,10 +14,14 @@ is never cropped), a brightness shift of at most 8 % and a contrast change of at
 `mirrorable` (Tux Paint's "nomirror" stamps: letters, road signs, clocks) whose captions
 have no word in `MIRROR_SENSITIVE_WORDS` ("left", "right", "letter", "arrow", "flag",
 "sign", "button", ...): a mirrored "left arrow" or "flag of France" would contradict its
-caption.
+caption. Likewise the brightness and contrast stay untouched when a caption names a
+lightness (`LIGHTNESS_WORDS`: the emoji's five skin tones "light" to "dark", "pale",
+"bright", ...): a brightened "medium-dark skin tone" is a "medium skin tone".
 
 `image_batches` decodes images in order, for computing a frozen encoder's features once
-and for evaluation.
+and for evaluation; with `augment_seed` it gives one fixed augmented view of them, so that
+a frozen encoder's features of a few augmented views, computed once, bring augmentation
+back to training on cached features (`caption_batches(features=[view, ...])`).
 
 Both use `rnn_toolkit.data.dataset_options` (autotuning off); the decoding map runs
 `DECODE_PARALLEL_CALLS` calls in parallel.
@@ -46,10 +50,11 @@ MIRROR_SENSITIVE_WORDS = frozenset(
     """left right leftwards rightwards clockwise counterclockwise anticlockwise letter letters
     number numbers digit digits keycap text word words sign signs button flag flags clock
     o'clock arrow arrows symbol symbols mark copyright registered trade input latin
-    japanese""".split()
+    japanese waxing waning quarter""".split()
 )
 """Caption words that forbid flipping an image left-right: directions, text and glyphs
-(letters, digits, signs, buttons with writing), flags, clocks and arrows."""
+(letters, digits, signs, buttons with writing), flags, clocks, arrows and moon phases (a
+mirrored waxing moon is a waning one)."""
 
 ZOOM_RANGE = (0.8, 1.0)
 """Augmentation: the drawing's size relative to the frame (zoom-out only: never cropped)."""
@@ -60,7 +65,13 @@ BRIGHTNESS_DELTA = 0.08 * 255.0
 CONTRAST_RANGE = (0.85, 1.15)
 """Augmentation: the range of the contrast factor (around the image's mean)."""
 
-_WORD = re.compile(r"[a-z0-9']+")
+LIGHTNESS_WORDS = frozenset(
+    """light dark medium medium-light medium-dark pale bright dim tone tones shade shaded
+    shadow night grey gray silver""".split()
+)
+"""Caption words that forbid brightness and contrast changes: lightness is what they say."""
+
+_WORD = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*")
 
 
 def mirror_safe(captions):
@@ -73,9 +84,28 @@ def mirror_safe(captions):
     >>> mirror_safe(["A frog."]), mirror_safe(["A frog.", "A frog facing left."])
     (True, False)
     """
-    return not any(
-        word in MIRROR_SENSITIVE_WORDS for caption in captions for word in _WORD.findall(caption.lower())
-    )
+    return not any(word in MIRROR_SENSITIVE_WORDS for caption in captions for word in _words(caption))
+
+
+def lightness_safe(captions):
+    """Whether brightness and contrast changes keep every caption in `captions` true (no
+    word of `LIGHTNESS_WORDS`, e.g. a skin tone).
+
+    Example:
+
+    >>> from rnn_toolkit.data.caption_batches import lightness_safe
+    >>> lightness_safe(["thumbs up"]), lightness_safe(["thumbs up medium-dark skin tone"])
+    (True, False)
+    """
+    return not any(word in LIGHTNESS_WORDS for caption in captions for word in _words(caption))
+
+
+def _words(caption):
+    """The lower-case words of `caption`, and each part of a hyphenated one as well."""
+    for word in _WORD.findall(caption.lower()):
+        yield word
+        if "-" in word:
+            yield from word.split("-")
 
 
 def _image_tensors(images):
@@ -107,7 +137,7 @@ def _loader(images, image_size, background):
     return load
 
 
-def augment_image(pixels, seed, mirror_ok, background=DEFAULT_BACKGROUND):
+def augment_image(pixels, seed, mirror_ok, background=DEFAULT_BACKGROUND, lightness_ok=True):
     """Mild, caption-preserving augmentation of one clip-art image (see the module docstring).
 
     Args:
@@ -115,6 +145,7 @@ def augment_image(pixels, seed, mirror_ok, background=DEFAULT_BACKGROUND):
         seed: int `[2]`: the stateless random seed (the same seed, the same result).
         mirror_ok: bool scalar: whether a left-right flip is allowed.
         background: the grey level of the margin the zoom-out frees.
+        lightness_ok: bool scalar: whether brightness and contrast may change.
 
     Returns:
         float32 `[S, S, 3]` in [0, 255].
@@ -136,7 +167,8 @@ def augment_image(pixels, seed, mirror_ok, background=DEFAULT_BACKGROUND):
     contrast = CONTRAST_RANGE[0] + (CONTRAST_RANGE[1] - CONTRAST_RANGE[0]) * uniform[4]
     brightness = BRIGHTNESS_DELTA * (2.0 * uniform[5] - 1.0)
     mean = tf.reduce_mean(pixels)
-    pixels = (pixels - mean) * contrast + mean + brightness
+    jittered = (pixels - mean) * contrast + mean + brightness
+    pixels = tf.where(tf.cast(lightness_ok, tf.bool), jittered, pixels)
     return tf.ensure_shape(tf.clip_by_value(pixels, 0.0, 255.0), [size, size, 3])
 
 
@@ -180,8 +212,10 @@ def caption_batches(
         augment: augment the pixels (training only; see the module docstring). Not with
             `features`.
         features: instead of pixels, a precomputed float array `[len(data), h, w, c]`
-            (a frozen encoder's grid of each image, e.g. from `image_batches`); it is
-            batched as float32.
+            (a frozen encoder's grid of each image, e.g. from `image_batches`), or a
+            list of such arrays, one per view of the images (e.g. the grids of augmented
+            copies, `image_batches(..., augment_seed=v)`): every epoch then takes one
+            view of each image at random. Batched as float32.
         max_caption_length: cut captions to this many words (default: the vocabulary's
             `max_length`); a cut caption still ends with `[END]`.
         background: the grey level transparent parts and padding become.
@@ -235,28 +269,37 @@ def caption_batches(
     end_id = tf.constant([vocabulary.end_id], tf.int32)
 
     if features is not None:
-        features = np.asarray(features)
-        if features.ndim < 2 or len(features) != count or not np.issubdtype(features.dtype, np.floating):
-            raise ValueError(
-                f"`features` must be a float array with one row per image ({count}), e.g. "
-                f"[{count}, h, w, c]; received shape {features.shape} of {features.dtype}."
-            )
-        table = tf.constant(features)  # kept in its dtype (float16 halves the memory)
+        views = [np.asarray(view) for view in features] if isinstance(features, (list, tuple)) else [np.asarray(features)]
+        for view in views:
+            if view.ndim < 2 or len(view) != count or not np.issubdtype(view.dtype, np.floating):
+                raise ValueError(
+                    f"`features` must be a float array with one row per image ({count}), e.g. "
+                    f"[{count}, h, w, c], or a list of such arrays of one shape; received "
+                    f"shape {view.shape} of {view.dtype}."
+                )
+            if view.shape != views[0].shape:
+                raise ValueError(
+                    f"Every view in `features` must have one shape; received {views[0].shape} "
+                    f"and {view.shape}."
+                )
+        # View v of image i is row v * count + i; kept in its dtype (float16 halves the memory).
+        table = tf.constant(views[0] if len(views) == 1 else np.concatenate(views))
+        view_count = tf.constant(len(views), tf.int64)
 
         def image_of(index, seed):
-            return tf.cast(table[index], tf.float32)
+            # A random view per image and epoch (the augmentation draw picks it).
+            view = tf.math.floormod(seed[0], view_count)
+            return tf.cast(table[view * count + index], tf.float32)
 
-        image_shape = list(features.shape[1:])
+        image_shape = list(views[0].shape[1:])
     else:
         load = _loader(data.images, image_size, background)
-        mirror_ok = tf.constant(
-            [m and mirror_safe(c) for m, c in zip(data.mirrorable, data.captions)], tf.bool
-        )
+        mirror_ok, lightness_ok = _allowed_changes(data)
 
         def image_of(index, seed):
             pixels = load(index)
             if augment:
-                pixels = augment_image(pixels, seed, mirror_ok[index], background)
+                pixels = augment_image(pixels, seed, mirror_ok[index], background, lightness_ok[index])
             return pixels
 
         image_shape = [image_size, image_size, 3]
@@ -292,13 +335,17 @@ def caption_batches(
     return finish_pipeline(dataset)
 
 
-def image_batches(data, *, image_size, batch_size=32, background=DEFAULT_BACKGROUND):
+def image_batches(data, *, image_size, batch_size=32, augment_seed=None, background=DEFAULT_BACKGROUND):
     """The images of `data`, decoded in order: float32 `[b, S, S, 3]` batches in [0, 255].
 
     Args:
         data: `CaptionedImages`, or a list of image paths / encoded bytes.
         image_size: the side of the square images, in pixels.
         batch_size: images per batch.
+        augment_seed: None, or an integer: augment every image as training does
+            (`augment_image`; flips only where `data` allows them), image `i` with the
+            stateless seed `[augment_seed, i]`, so one seed gives one fixed augmented view
+            of the images (e.g. to compute a frozen encoder's features of it once).
         background: the grey level transparent parts and padding become.
 
     Returns:
@@ -311,8 +358,29 @@ def image_batches(data, *, image_size, batch_size=32, background=DEFAULT_BACKGRO
     _check_data(data)
     image_size = check_positive_int("image_size", image_size)
     batch_size = check_positive_int("batch_size", batch_size)
+    if augment_seed is not None and (
+        isinstance(augment_seed, bool) or not isinstance(augment_seed, (int, np.integer))
+    ):
+        raise ValueError(f"`augment_seed` must be an integer or None; received augment_seed={augment_seed!r}.")
     load = _loader(data.images, image_size, background)
+    if augment_seed is None:
+        image_of = load
+    else:
+        mirror_ok, lightness_ok = _allowed_changes(data)
+
+        def image_of(index):
+            seed = tf.stack([tf.constant(int(augment_seed), tf.int64), index])
+            return augment_image(load(index), seed, mirror_ok[index], background, lightness_ok[index])
+
     dataset = tf.data.Dataset.range(len(data)).map(
-        load, num_parallel_calls=DECODE_PARALLEL_CALLS, deterministic=True
+        image_of, num_parallel_calls=DECODE_PARALLEL_CALLS, deterministic=True
     )
     return finish_pipeline(dataset.batch(batch_size))
+
+
+def _allowed_changes(data):
+    """Per image of `data`, whether augmentation may flip it (`mirror_safe`) and change its
+    brightness and contrast (`lightness_safe`): two bool vectors."""
+    mirror_ok = [m and mirror_safe(c) for m, c in zip(data.mirrorable, data.captions)]
+    lightness_ok = [lightness_safe(c) for c in data.captions]
+    return tf.constant(mirror_ok, tf.bool), tf.constant(lightness_ok, tf.bool)

@@ -39,11 +39,12 @@ from rnn_toolkit.data.tfds_prepared import load_prepared
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 """The image files the readers pick up: what `rnn_toolkit.data.images.decode_image` decodes."""
 
-BUILT_IN_SOURCES = ("tuxpaint", "emoji", "openmoji", "clipart")
+BUILT_IN_SOURCES = ("tuxpaint", "emoji", "openmoji", "clipart", "emoji-scenes")
 """Names `load_captioned_images` accepts besides paths and `tfds:NAME`."""
 
 _SPEC_FORMS = (
-    "'tuxpaint', 'emoji', 'openmoji', 'clipart' (Tux Paint + emoji), a folder of images with "
+    "'tuxpaint', 'emoji', 'openmoji', 'clipart' (Tux Paint + emoji), 'emoji-scenes' (two emoji "
+    "per image, captioned with where each is), a folder of images with "
     "a same-named .txt caption file beside each, a Flickr token/captions file (.txt, .token, "
     ".csv), a COCO captions .json (its image folder as `images=`), or 'tfds:NAME[:SPLIT]'"
 )
@@ -659,6 +660,8 @@ def load_captioned_images(spec, *, images=None, **kwargs):
             * `"emoji"`: the Noto colour emoji with their English names;
             * `"openmoji"`: the OpenMoji drawings of the same emoji;
             * `"clipart"`: `"tuxpaint"` and `"emoji"` together;
+            * `"emoji-scenes"`: two emoji per image, side by side or stacked, captioned
+              with both names and where each one is (`rnn_toolkit.data.scenes`);
             * a folder: images with a same-named `.txt` caption file each
               (`read_caption_folder`);
             * a `.txt` / `.token` / `.csv` file: Flickr8k/30k captions
@@ -704,6 +707,10 @@ def load_captioned_images(spec, *, images=None, **kwargs):
                     "'emoji' with their options and add them."
                 )
             return clip_art.tuxpaint_stamps() + clip_art.noto_emoji()
+        if spec == "emoji-scenes":
+            from rnn_toolkit.data.scenes import emoji_scenes  # scenes builds on this module
+
+            return emoji_scenes(**kwargs)
         if spec.startswith(TFDS_PREFIX):
             name, _, split = spec[len(TFDS_PREFIX):].partition(":")
             if not name:

@@ -20,7 +20,8 @@ class SampleText(keras.callbacks.Callback):
     runs in graph through the shared decoding loop, so this costs a fraction of an epoch.
 
     Args:
-        prompts: a string or list of strings to continue.
+        prompts: a string or list of strings to continue (or translate, or image paths to
+            caption), or encoded image bytes (a captioner's images without files).
         every: sample after every `every`-th epoch (and never when 0).
         max_length: characters (or tokens) to generate per prompt.
         sampler: a sampler name (`"greedy"`, `"temperature"`, `"top_k"`, `"top_p"`) or a
@@ -49,9 +50,12 @@ class SampleText(keras.callbacks.Callback):
         **sampler_kwargs,
     ):
         super().__init__()
-        self.prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if not self.prompts or not all(isinstance(p, str) for p in self.prompts):
-            raise ValueError(f"`prompts` must be a string or a non-empty list of strings; received {prompts!r}.")
+        self.prompts = [prompts] if isinstance(prompts, (str, bytes)) else list(prompts)
+        if not self.prompts or not all(isinstance(p, (str, bytes)) for p in self.prompts):
+            raise ValueError(
+                "`prompts` must be a string (a prompt, a sentence, an image path), encoded image "
+                f"bytes, or a non-empty list of them; received {_shown(prompts)}."
+            )
         if isinstance(every, bool) or not isinstance(every, int) or every < 0:
             raise ValueError(f"`every` must be an integer >= 0; received every={every!r}.")
         self.every = every
@@ -76,8 +80,17 @@ class SampleText(keras.callbacks.Callback):
         for prompt, text in zip(self.prompts, texts):
             self.samples.append((epoch + 1, prompt, text))
             self.print_fn(
-                f"\n--- sample after epoch {epoch + 1}, {self.input_name} {prompt!r} ---\n{text}\n"
+                f"\n--- sample after epoch {epoch + 1}, {self.input_name} {_shown(prompt)} ---\n{text}\n"
             )
+
+
+def _shown(value):
+    """How a heading or an error shows an input: encoded image bytes by their size."""
+    if isinstance(value, bytes):
+        return f"<{len(value):,}-byte image>"
+    if isinstance(value, (list, tuple)) and any(isinstance(v, bytes) for v in value):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return repr(value)
 
 
 class ScoreGenerations(keras.callbacks.Callback):

@@ -35,7 +35,7 @@ from rnn_toolkit.tasks.captioner.run import CaptionerRunConfig, train_captioner_
 NAME = "captioner"
 
 # Built-in data names: a file of the same name in the working folder does not shadow them.
-DATA_NAMES = ("tuxpaint", "emoji", "clipart", "tfds")
+DATA_NAMES = ("tuxpaint", "emoji", "clipart", "emoji-scenes", "tfds")
 ENCODERS = ("efficientnet_lite0", "small_cnn")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 
@@ -64,8 +64,11 @@ TRAIN_OPTIONS = (
     option("--label-smoothing", type=dropout_rate, metavar="X",
            help="share of each target word's probability spread over the vocabulary"),
     option("--augment", action=argparse.BooleanOptionalAction,
-           help="random scale, shift and colour changes of training images (only when the "
-           "encoder trains: frozen features are computed once)"),
+           help="random scale, shift, mirror and colour changes of training images (a frozen "
+           "encoder: of the cached augmented views, see --feature-views)"),
+    option("--feature-views", type=positive_int, metavar="N",
+           help="with a frozen encoder: feature grids cached per training image, the image as "
+           "is and N-1 augmented copies (computed once); each epoch draws one per image"),
     option("--beam-width", type=beam_width_value, metavar="N",
            help="beam search width of the held-out scores, and of the exported model's "
            "serving_default signature"),
@@ -85,7 +88,9 @@ OPTION_HELP = {
     "and before the output layer",
     "data": "captioned images: 'tuxpaint' (Tux Paint's ~950 stamps with English captions; a "
     "161 MB Debian package, downloaded once), 'emoji' (~3,800 Noto colour emoji with their "
-    "English names), 'clipart' (both), a folder of images with a same-named .txt caption "
+    "English names), 'clipart' (both), 'emoji-scenes' (6,000 images of two emoji side by side "
+    "or stacked, captioned with where each is: what soft attention is for), a folder of "
+    "images with a same-named .txt caption "
     "file each, a Flickr8k-style token file (image.jpg#0<TAB>caption), a COCO captions_*.json, "
     "or 'tfds:NAME[:SPLIT]' (prepared locally)",
     "max_words": "vocabulary size cap (the most frequent training caption words)",
@@ -105,18 +110,11 @@ def _prepare_config(config):
     return dataclasses.replace(config, data=absolute_data(config.data, DATA_NAMES))
 
 
-def _train(config, run_dir, *, overwrite, print_fn):
-    return train_captioner_run(config, run_dir, overwrite=overwrite, print_fn=print_fn)
-
-
 # --- export --------------------------------------------------------------------------------
 
 
 def _recognizes(loaded):
-    if "caption" not in loaded.signatures:
-        return False
-    _, inputs = loaded.signatures["caption"].structured_input_signature
-    return "image" in inputs
+    return loading.signature_takes(loaded, "caption", "image")
 
 
 EXPORT_OPTIONS = (
@@ -139,26 +137,11 @@ def _export(model, info, args):
 def saved_model_captioner(loaded, batch_size):
     """A function like `Captioner.caption` (on paths or bytes) that calls the 'caption'
     signature; greedy search is beam search of width 1."""
-    import tensorflow as tf
-
-    signature = loaded.signatures["caption"]
-
-    def caption(images, *, beam_width=3, max_length=None, sampler=None, **_):
-        width = 1 if sampler == "greedy" else beam_width
-        captions = []
-        for start in range(0, len(images), batch_size):
-            batch = [
-                image if isinstance(image, bytes) else Path(image).read_bytes()
-                for image in images[start : start + batch_size]
-            ]
-            result = signature(
-                image=tf.constant(batch, tf.string), beam_width=tf.constant(width, tf.int32),
-                max_length=tf.constant(max_length or 0, tf.int32),
-            )
-            captions += [c.decode("utf-8", errors="replace") for c in result["caption"].numpy().tolist()]
-        return captions
-
-    return caption
+    return loading.beam_search_signature(
+        loaded, "caption", input_key="image", output_key="caption", batch_size=batch_size,
+        default_beam_width=3,
+        read=lambda image: image if isinstance(image, bytes) else Path(image).read_bytes(),
+    )
 
 
 # --- caption -------------------------------------------------------------------------------
@@ -261,7 +244,7 @@ def _caption(args):
 # --- evaluate ------------------------------------------------------------------------------
 
 EVALUATE_OPTIONS = (
-    VerbOption(("--data",), "'tuxpaint', 'emoji', 'clipart', a caption folder, a token file, a "
+    VerbOption(("--data",), "'tuxpaint', 'emoji', 'clipart', 'emoji-scenes', a caption folder, a token file, a "
                "COCO json or 'tfds:NAME' (default: the run's data)", {"metavar": "NAME|PATH"}),
     VerbOption(("--beam-width",), "the beam search's width (default: the run's --beam-width, else 3)",
                {"type": beam_width_value, "metavar": "N"}),
@@ -325,7 +308,7 @@ TASK = TaskCommands(
     "writes best.weights.h5\nand captions.tsv (each held-out image with its references and "
     "captions).",
     config=CaptionerRunConfig,
-    train=_train,
+    train=train_captioner_run,
     train_options=TRAIN_OPTIONS,
     option_help=OPTION_HELP,
     prepare_config=_prepare_config,

@@ -7,7 +7,9 @@ caption all land on one side), build the word vocabulary on the training caption
 train on one reference caption per image and epoch (a new one drawn each epoch) while
 `SampleText` prints the captions of fixed held-out images. A frozen encoder's features
 are computed once and cached (keyed by encoder, image size and the image files), so every
-epoch, and every later run on the same images, costs only the decoder.
+epoch, and every later run on the same images, costs only the decoder; augmentation then
+comes from `feature_views - 1` augmented copies of each training image, also encoded
+once, of which every epoch draws one per image.
 
 Scoring captions the held-out images greedily and with beam search and compares both with
 the nearest-neighbour retrieval baseline (the caption of the most similar training image
@@ -23,6 +25,8 @@ held-out image with its references and every decoding's caption).
 import csv
 import dataclasses
 import hashlib
+import importlib
+import inspect
 import io
 import time
 from typing import NamedTuple
@@ -49,7 +53,8 @@ _RESUME_SETTINGS = (
     "data", "max_images", "validation_fraction", "heldout_fraction", "split_seed", "max_words",
     "min_count", "max_caption_length", "image_encoder", "image_size", "fine_tune_encoder",
     "attention", "attention_penalty", "cell", "units", "embedding_dim", "num_layers", "dropout",
-    "batch_size", "learning_rate", "clip_norm", "label_smoothing", "augment", "precision", "seed",
+    "batch_size", "learning_rate", "clip_norm", "label_smoothing", "augment", "feature_views",
+    "precision", "seed",
 )
 
 
@@ -80,7 +85,8 @@ class CaptionerRunConfig(TrainingConfig):
     num_layers: int = 1  # stacked decoder layers
     dropout: float = 0.3  # on image features, embeddings and before the output
     label_smoothing: float = 0.0  # share of each target's probability spread over the vocabulary
-    augment: bool = True  # random scale/shift/colour of training images (pixel training only)
+    augment: bool = True  # random zoom/shift/flip/colour of training images (a frozen encoder: only with feature_views > 1)
+    feature_views: int = 1  # frozen encoder: cached feature grids per training image (1: as is; more: augmented copies, one drawn per epoch)
     patience: int = 5  # epochs without a better validation CIDEr-D before stopping
     beam_width: int = 3  # beam search width of the held-out evaluation (and serving default)
     sample_every: int = 1  # epochs between printed captions of fixed held-out images (0: never)
@@ -140,19 +146,39 @@ def split_data(data, config):
     return CaptionerRunData(data, train, validation, test, vocabulary)
 
 
-def feature_cache_key(images, config):
+def _augmentation_digest():
+    """What an augmented view depends on besides the images: the augmentation's code and
+    settings (a change to them makes new views instead of reusing stale ones)."""
+    # The module itself: `rnn_toolkit.data.caption_batches` the attribute is its function.
+    module = importlib.import_module("rnn_toolkit.data.caption_batches")
+    parts = [inspect.getsource(getattr(module, name)) for name in ("augment_image", "mirror_safe", "lightness_safe", "_words")]
+    parts += [repr(sorted(module.MIRROR_SENSITIVE_WORDS)), repr(sorted(module.LIGHTNESS_WORDS))]
+    parts += [repr(getattr(module, name)) for name in ("ZOOM_RANGE", "BRIGHTNESS_DELTA", "CONTRAST_RANGE", "DEFAULT_BACKGROUND")]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def feature_cache_key(images, config, view=0):
     """A cache file name for the frozen encoder's features of `images` (their paths or
-    bytes, the encoder and the image size)."""
-    digest = hashlib.sha256(f"{config.image_encoder}|{config.image_size}".encode())
+    bytes, the encoder and the image size); `view` 0 is the images as they are, view v > 0
+    the augmented copy `image_batches(..., augment_seed=v)`."""
+    augmented = f"|augmented-{_augmentation_digest()}-{view}" if view else ""
+    digest = hashlib.sha256(f"{config.image_encoder}|{config.image_size}{augmented}".encode())
     for image in images.images:
         digest.update(image if isinstance(image, bytes) else str(image).encode())
         digest.update(b"\0")
-    return f"captioner_features/{config.image_encoder}-{config.image_size}-{digest.hexdigest()[:20]}.npy"
+    suffix = f"-view{view}" if view else ""
+    return f"captioner_features/{config.image_encoder}-{config.image_size}-{digest.hexdigest()[:20]}{suffix}.npy"
 
 
-def cached_features(model, images, config, print_fn=print):
-    """The frozen encoder's grids of `images`, computed once and kept in the cache folder."""
-    path = cached_path(feature_cache_key(images, config))
+def training_views(config):
+    """The feature views of the training images: augmented copies only when augmenting."""
+    return range(config.feature_views if config.augment else 1)
+
+
+def cached_features(model, images, config, print_fn=print, view=0):
+    """The frozen encoder's grids of `images` (of their augmented view `view` > 0),
+    computed once and kept in the cache folder."""
+    path = cached_path(feature_cache_key(images, config, view))
     if path.is_file():
         features = np.load(path)
         if len(features) == len(images):
@@ -161,11 +187,12 @@ def cached_features(model, images, config, print_fn=print):
         raise ValueError(f"{path} holds features of another image list; delete it and rerun.")
     start = time.perf_counter()
     features = model.encode_images(
-        image_batches(images, image_size=config.image_size, batch_size=32)
+        image_batches(images, image_size=config.image_size, batch_size=32, augment_seed=view or None)
     ).astype(np.float16)  # half the disk and memory; the grid values are ReLU6 outputs
     seconds = time.perf_counter() - start
+    which = f"augmented view {view} of " if view else ""
     print_fn(
-        f"Encoded {len(images):,} images in {seconds:.0f} s ({len(images) / max(seconds, 1e-9):.1f} "
+        f"Encoded {which}{len(images):,} images in {seconds:.0f} s ({len(images) / max(seconds, 1e-9):.1f} "
         f"images/s); cached in {path}"
     )
     buffer = io.BytesIO()
@@ -249,6 +276,8 @@ class CaptionerRun(TaskRun):
         config = run.config
         if config.attention_penalty and config.attention == "none":
             raise RunSetupError("attention_penalty", "needs attention 'soft'")
+        if config.feature_views < 1:
+            raise RunSetupError("feature_views", f"must be at least 1, got {config.feature_views}")
         if config.image_encoder not in ("efficientnet_lite0", "small_cnn"):
             raise RunSetupError(
                 "image_encoder", f"must be 'efficientnet_lite0' or 'small_cnn', got {config.image_encoder!r} "
@@ -281,16 +310,20 @@ class CaptionerRun(TaskRun):
             return FitData(train, validation)
         # A frozen encoder: its features once, then every epoch trains the decoder alone.
         # A model is built here only when some features are not on disk yet.
-        parts = ("train", "validation", "test")
-        cached = all(cached_path(feature_cache_key(getattr(data, part), config)).is_file() for part in parts)
+        # Training takes a random one of the augmented views per image and epoch.
+        wanted = [("train", view) for view in training_views(config)] + [("validation", 0), ("test", 0)]
+        cached = all(
+            cached_path(feature_cache_key(getattr(data, part), config, view)).is_file() for part, view in wanted
+        )
         encoder_model = None if cached else build_model(data, config)
-        run.state["features"] = features = {
-            part: cached_features(encoder_model, getattr(data, part), config, run.print_fn)
-            for part in parts
+        grids = {
+            (part, view): cached_features(encoder_model, getattr(data, part), config, run.print_fn, view)
+            for part, view in wanted
         }
+        run.state["features"] = features = {part: grids[part, 0] for part in ("train", "validation", "test")}
         train = caption_batches(
             data.train, data.vocabulary, batch_size=config.batch_size, seed=config.seed,
-            features=features["train"], **settings,
+            features=[grids["train", view] for view in training_views(config)], **settings,
         )
         validation = caption_batches(
             data.validation, data.vocabulary, batch_size=config.batch_size, shuffle=False,

@@ -91,10 +91,6 @@ OPTION_HELP = {
 }
 
 
-def _train(config, run_dir, *, overwrite, print_fn):
-    return train_char_lm_run(config, run_dir, overwrite=overwrite, print_fn=print_fn)
-
-
 # --- export and evaluate -------------------------------------------------------------------
 
 
@@ -320,7 +316,7 @@ TASK = TaskCommands(
     "fixed prompts\nafter every epoch, then scores the held-out text (nats/char, bits/char, "
     "perplexity).\nBesides the shared run files it writes heldout.txt (the held-out text).",
     config=CharLMRunConfig,
-    train=_train,
+    train=train_char_lm_run,
     train_options=TRAIN_OPTIONS,
     option_help=OPTION_HELP,
     recognizes=_recognizes,

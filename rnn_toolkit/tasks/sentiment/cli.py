@@ -99,10 +99,6 @@ def _prepare_config(config):
     )
 
 
-def _train(config, run_dir, *, overwrite, print_fn):
-    return train_sentiment_run(config, run_dir, overwrite=overwrite, print_fn=print_fn)
-
-
 # --- export --------------------------------------------------------------------------------
 
 
@@ -368,7 +364,7 @@ TASK = TaskCommands(
     "the same split and prints both held-out accuracies. Besides the shared run files it\n"
     "writes best.weights.h5 (the best epoch so far, for early stopping).",
     config=SentimentRunConfig,
-    train=_train,
+    train=train_sentiment_run,
     train_options=TRAIN_OPTIONS,
     option_help=OPTION_HELP,
     prepare_config=_prepare_config,

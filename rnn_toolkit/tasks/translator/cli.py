@@ -115,18 +115,11 @@ def _prepare_config(config):
     )
 
 
-def _train(config, run_dir, *, overwrite, print_fn):
-    return train_translator_run(config, run_dir, overwrite=overwrite, print_fn=print_fn)
-
-
 # --- export --------------------------------------------------------------------------------
 
 
 def _recognizes(loaded):
-    if "translate" not in loaded.signatures:
-        return False
-    _, inputs = loaded.signatures["translate"].structured_input_signature
-    return "beam_width" in inputs
+    return loading.signature_takes(loaded, "translate", "beam_width")
 
 
 EXPORT_OPTIONS = (
@@ -151,23 +144,10 @@ def saved_model_translator(loaded, batch_size):
 
     Greedy search is beam search of width 1; the length penalty is the export's.
     """
-    import tensorflow as tf
-
-    signature = loaded.signatures["translate"]
-
-    def translate(texts, *, beam_width=4, max_length=None, sampler=None, **_):
-        width = 1 if sampler == "greedy" else beam_width
-        translations = []
-        for start in range(0, len(texts), batch_size):
-            result = signature(
-                text=tf.constant(texts[start : start + batch_size], tf.string),
-                beam_width=tf.constant(width, tf.int32),
-                max_length=tf.constant(max_length or 0, tf.int32),
-            )
-            translations += [t.decode("utf-8", errors="replace") for t in result["translation"].numpy().tolist()]
-        return translations
-
-    return translate
+    return loading.beam_search_signature(
+        loaded, "translate", input_key="text", output_key="translation", batch_size=batch_size,
+        default_beam_width=4,
+    )
 
 
 # --- translate -----------------------------------------------------------------------------
@@ -350,7 +330,7 @@ TASK = TaskCommands(
     "and translations.tsv\n(each held-out sentence with its reference, greedy and beam "
     "translations).",
     config=TranslatorRunConfig,
-    train=_train,
+    train=train_translator_run,
     train_options=TRAIN_OPTIONS,
     option_help=OPTION_HELP,
     prepare_config=_prepare_config,
