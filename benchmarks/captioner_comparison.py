@@ -59,6 +59,7 @@ there too.
 """
 
 import argparse
+import csv
 import dataclasses
 import datetime
 import hashlib
@@ -72,6 +73,7 @@ import numpy as np
 import benchmark_support as support
 
 import rnn_toolkit
+from rnn_toolkit.data.scenes import scene_caption_scores
 from rnn_toolkit.metrics import caption_scores
 from rnn_toolkit.runs.folder import RunFolder, load_run_model
 from rnn_toolkit.tasks.captioner.run import (
@@ -249,6 +251,8 @@ def run_variant(name, args, code, seed=0):
         record["code"] = code
         record["wall_seconds"] = time.perf_counter() - started  # it printed its scores
     record.update({key: info.get(key) for key in KEPT_INFO if key in info})
+    if config.data == "emoji-scenes":
+        record["scene_scores"] = scene_scores(run_dir)
     missing = [width for width in args.beam_widths if f"beam{width}" not in record["test"]]
     if missing:
         record["test"] = {**record["test"], **score_more_beams(run_dir, config, missing)}
@@ -256,6 +260,28 @@ def run_variant(name, args, code, seed=0):
     if changed:
         print(f"   NOTE: changed since this run started: {', '.join(changed)}")
     return record
+
+
+def scene_scores(run_dir):
+    """`scene_caption_scores` of each decoding in the run's `captions.tsv` (both objects
+    named, the layout, each object on its side)."""
+    with open(Path(run_dir) / "captions.tsv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    references = [row["references"].split(" | ") for row in rows]
+    decodings = [name for name in rows[0] if name not in ("image", "references")]
+    return {name: scene_caption_scores([row[name] for row in rows], references) for name in decodings}
+
+
+def scene_rows(results):
+    rows = []
+    for name, result in results.items():
+        for decoding, scores in (result.get("scene_scores") or {}).items():
+            sides = scores["places_given_objects"]
+            rows.append(
+                f"{name:<21} {decoding:<9} {scores['exact']:>6.1%} {scores['both_objects']:>7.1%} "
+                f"{scores['layout']:>7.1%} {'-' if sides is None else format(sides, '.1%'):>7}"
+            )
+    return rows
 
 
 def score_more_beams(run_dir, config, widths):
@@ -439,6 +465,14 @@ def main(argv=None):
         support.print_table(
             "held-out scores by source (BLEU-4, CIDEr-D; the same test images as the single-source runs)",
             f"{'variant':<21} {'source':<9} {'imgs':>5} {'greedy':>13} {'beam':>13} {'retrieval':>13}",
+            rows,
+        )
+    rows = scene_rows(results)
+    if rows:
+        support.print_table(
+            "scene captions: exactly a reference, both objects named, layout right (side by side "
+            "or stacked), and of the captions naming both, each object on its side (50 % = chance)",
+            f"{'variant':<21} {'decoding':<9} {'exact':>6} {'objects':>7} {'layout':>7} {'sides':>7}",
             rows,
         )
     means = seed_means(results)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from rnn_toolkit.data.captioned_images import CaptionedImages, load_captioned_images, split_captioned_images
-from rnn_toolkit.data.scenes import compose_scenes, scene_objects
+from rnn_toolkit.data.scenes import compose_scenes, scene_caption_scores, scene_objects
 
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "black": (0, 0, 0)}
 
@@ -90,3 +90,22 @@ def test_load_captioned_images_names_the_scenes(monkeypatch, objects):
     monkeypatch.setattr(scenes, "emoji_scenes", lambda **kwargs: compose_scenes(objects, **kwargs))
     loaded = load_captioned_images("emoji-scenes", count=3, seed=1, canvas=16)
     assert len(loaded) == 3
+
+
+def test_scene_caption_scores_read_objects_layout_and_sides(objects):
+    scenes = compose_scenes(objects, count=6, seed=2, canvas=32)
+    references = scenes.captions
+    perfect = scene_caption_scores([refs[1] for refs in references], references)  # the other reading
+    assert perfect == {"exact": 1.0, "both_objects": 1.0, "layout": 1.0, "places_given_objects": 1.0, "scenes": 6}
+    swapped = []
+    for refs in references:  # both objects, right layout, wrong sides
+        words = refs[0].split()
+        swapped.append(" ".join(words[-2:] + words[2:-2] + words[:2]))
+    scores = scene_caption_scores(swapped, references)
+    assert scores["both_objects"] == scores["layout"] == 1.0 and scores["places_given_objects"] == 0.0
+    assert scene_caption_scores(["", "black square"] + [r[0] for r in references[2:]], references)["both_objects"] == 4 / 6
+    assert scene_caption_scores(["a frog"] * 6, references)["places_given_objects"] is None
+    with pytest.raises(ValueError, match="one entry per scene"):
+        scene_caption_scores(["a"], references)
+    with pytest.raises(ValueError, match="not a scene caption"):
+        scene_caption_scores(["a"], [["a frog"]])

@@ -25,7 +25,7 @@ from rnn_toolkit.data.captioned_images import (
     tfds_captioned_images,
 )
 from rnn_toolkit.data.clip_art import noto_emoji, openmoji_drawings, tuxpaint_stamps
-from rnn_toolkit.data.scenes import compose_scenes, emoji_scenes
+from rnn_toolkit.data.scenes import compose_scenes, emoji_scenes, scene_caption_scores
 from rnn_toolkit.data.images import decode_image, decode_image_batch
 from rnn_toolkit.data.cache import cache_dir, fetch_debian_package, fetch_pypi_distribution
 from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
@@ -113,6 +113,7 @@ __all__ = [
     "openmoji_drawings",
     "compose_scenes",
     "emoji_scenes",
+    "scene_caption_scores",
     "caption_batches",
     "image_batches",
     "decode_image",

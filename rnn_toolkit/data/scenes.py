@@ -17,12 +17,15 @@ Every scene's group is its unordered pair of object groups, so `split_captioned_
 keeps a pair (in either order and either layout) on one side: the held-out scenes are
 new pairs of objects that training showed in other company, a test of composing what was
 learned. The mean of an encoder's feature grid keeps what is in the image and loses most
-of where; an attending decoder can look at one side, then the other.
+of where; an attending decoder reads the grid position by position. `scene_caption_scores`
+says what a captioner gets right beyond n-grams: both objects, the layout, and which
+object is on which side.
 
 Imports from rnn_toolkit: arguments, data.
 """
 
 import io
+import re
 
 import numpy as np
 from PIL import Image
@@ -160,3 +163,62 @@ def emoji_scenes(*, count=6000, seed=0, canvas=224):
 
     objects = scene_objects(noto_emoji(skin_tones=False))
     return compose_scenes(objects, count=count, seed=seed, canvas=canvas, source="emoji-scenes")
+
+
+_RELATION = re.compile(r"^(.+?) (left of|right of|above|below) (.+)$")
+
+
+def _placed(caption):
+    """`(first, layout, second)` of a scene caption, first = the left (upper) object;
+    None for a caption that is not "<object> <relation> <object>"."""
+    match = _RELATION.match(" ".join(caption.lower().split()))
+    if match is None:
+        return None
+    a, relation, b = match.groups()
+    layout = "horizontal" if relation in ("left of", "right of") else "vertical"
+    return (b, layout, a) if relation in ("right of", "below") else (a, layout, b)
+
+
+def scene_caption_scores(captions, references):
+    """What captions of `compose_scenes` images get right, as shares of all captions.
+
+    Args:
+        captions: one generated caption per scene.
+        references: each scene's references (its first one is read for the truth).
+
+    Returns:
+        A dict: `exact` (the caption is one of the references), `both_objects` (it names
+        the two objects, in either order), `layout` (side by side vs stacked right),
+        `places_given_objects` (of the captions naming both objects, the share that puts
+        each on its side: 0.5 is chance; None when none names both) and `scenes`.
+
+    Example:
+
+    >>> from rnn_toolkit.data.scenes import scene_caption_scores
+    >>> refs = [["cat left of dog", "dog right of cat"], ["sun above tree", "tree below sun"]]
+    >>> scores = scene_caption_scores(["dog right of cat", "tree above sun"], refs)
+    >>> scores["exact"], scores["both_objects"], scores["places_given_objects"]
+    (0.5, 1.0, 0.5)
+    """
+    if len(captions) != len(references):
+        raise ValueError(
+            f"`captions` and `references` must have one entry per scene; got {len(captions)} and {len(references)}."
+        )
+    exact = both = layout = placed = 0
+    for caption, refs in zip(captions, references):
+        truth = _placed(refs[0])
+        if truth is None:
+            raise ValueError(f"{refs[0]!r} is not a scene caption ('<object> left of|right of|above|below <object>').")
+        exact += " ".join(caption.lower().split()) in {" ".join(r.lower().split()) for r in refs}
+        guess = _placed(caption)
+        if guess is None:
+            continue
+        layout += guess[1] == truth[1]
+        if {guess[0], guess[2]} == {truth[0], truth[2]}:
+            both += 1
+            placed += guess == truth
+    count = max(len(captions), 1)
+    return {
+        "exact": exact / count, "both_objects": both / count, "layout": layout / count,
+        "places_given_objects": placed / both if both else None, "scenes": len(captions),
+    }

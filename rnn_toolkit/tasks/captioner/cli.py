@@ -89,7 +89,7 @@ OPTION_HELP = {
     "data": "captioned images: 'tuxpaint' (Tux Paint's ~950 stamps with English captions; a "
     "161 MB Debian package, downloaded once), 'emoji' (~3,800 Noto colour emoji with their "
     "English names), 'clipart' (both), 'emoji-scenes' (6,000 images of two emoji side by side "
-    "or stacked, captioned with where each is: what soft attention is for), a folder of "
+    "or stacked, captioned with both names and where each is), a folder of "
     "images with a same-named .txt caption "
     "file each, a Flickr8k-style token file (image.jpg#0<TAB>caption), a COCO captions_*.json, "
     "or 'tfds:NAME[:SPLIT]' (prepared locally)",
