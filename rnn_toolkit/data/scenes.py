@@ -24,6 +24,7 @@ object is on which side.
 Imports from rnn_toolkit: arguments, data.
 """
 
+import functools
 import io
 import re
 
@@ -148,8 +149,13 @@ def scene_objects(emoji, *, max_words=3):
     return emoji.subset(keep)
 
 
+@functools.lru_cache(maxsize=2)
 def emoji_scenes(*, count=6000, seed=0, canvas=224):
     """`compose_scenes` of the Noto emoji's `scene_objects`: the `"emoji-scenes"` data.
+
+    Rendered once per process and settings (about 40 s for 6,000 scenes), so a run, its
+    evaluation and a benchmark's re-scoring share one rendering; treat the result as
+    read-only.
 
     Args:
         count: how many scenes.

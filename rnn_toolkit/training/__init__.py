@@ -13,7 +13,7 @@ from rnn_toolkit.training.callbacks import (
     ScoreGenerations,
 )
 from rnn_toolkit.training.gradient_clipping import GradientClippingModel, clip_scale, global_norm
-from rnn_toolkit.training.sequence_losses import MaskedSequenceCrossentropy, TokenAccuracy
+from rnn_toolkit.training.sequence_losses import MaskedSequenceCrossentropy, TokenAccuracy, compile_sequence_model
 
 __all__ = [
     "ClipNormSchedule",
@@ -24,6 +24,7 @@ __all__ = [
     "SampleText",
     "ScoreGenerations",
     "TokenAccuracy",
+    "compile_sequence_model",
     "clip_scale",
     "global_norm",
 ]

@@ -80,3 +80,15 @@ class TokenAccuracy(keras.metrics.Metric):
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
+
+
+def compile_sequence_model(model, *, learning_rate=1e-3, optimizer=None, label_smoothing=0.0):
+    """Compiles a model that predicts one token per position of right-padded targets: Adam
+    (or `optimizer`), `MaskedSequenceCrossentropy` and `TokenAccuracy`, as every
+    teacher-forced `build_*` of this package does. Returns `model`."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate) if optimizer is None else optimizer,
+        loss=MaskedSequenceCrossentropy(label_smoothing=label_smoothing),
+        metrics=[TokenAccuracy()],
+    )
+    return model

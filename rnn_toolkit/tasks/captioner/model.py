@@ -41,7 +41,7 @@ from rnn_toolkit.layers.image_encoders import efficientnet_lite0
 from rnn_toolkit.layers.image_encoders import image_encoder as resolve_image_encoder
 from rnn_toolkit.precision import resolve_dtype_policy
 from rnn_toolkit.training.gradient_clipping import GradientClippingModel
-from rnn_toolkit.training.sequence_losses import MaskedSequenceCrossentropy, TokenAccuracy
+from rnn_toolkit.training.sequence_losses import compile_sequence_model
 
 ATTENTION_MODES = ("soft", "none")
 
@@ -697,9 +697,6 @@ def build_captioner(
         name=name,
     )
     model.build()
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate) if optimizer is None else optimizer,
-        loss=MaskedSequenceCrossentropy(label_smoothing=label_smoothing),
-        metrics=[TokenAccuracy()],
+    return compile_sequence_model(
+        model, learning_rate=learning_rate, optimizer=optimizer, label_smoothing=label_smoothing
     )
-    return model

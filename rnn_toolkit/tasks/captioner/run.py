@@ -24,6 +24,7 @@ held-out image with its references and every decoding's caption).
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import importlib
 import inspect
@@ -146,6 +147,7 @@ def split_data(data, config):
     return CaptionerRunData(data, train, validation, test, vocabulary)
 
 
+@functools.cache
 def _augmentation_digest():
     """What an augmented view depends on besides the images: the augmentation's code and
     settings (a change to them makes new views instead of reusing stale ones)."""

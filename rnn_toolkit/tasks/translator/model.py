@@ -35,7 +35,7 @@ from rnn_toolkit.layers.attention_decoder import AttentionDecoder
 from rnn_toolkit.layers.recurrent_stack import RecurrentStack
 from rnn_toolkit.precision import resolve_dtype_policy
 from rnn_toolkit.training.gradient_clipping import GradientClippingModel
-from rnn_toolkit.training.sequence_losses import MaskedSequenceCrossentropy, TokenAccuracy
+from rnn_toolkit.training.sequence_losses import compile_sequence_model
 
 BRIDGES = ("dense", "zeros")
 
@@ -617,9 +617,6 @@ def build_translator(
         name=name,
     )
     model.build()
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate) if optimizer is None else optimizer,
-        loss=MaskedSequenceCrossentropy(label_smoothing=label_smoothing),
-        metrics=[TokenAccuracy()],
+    return compile_sequence_model(
+        model, learning_rate=learning_rate, optimizer=optimizer, label_smoothing=label_smoothing
     )
-    return model
