@@ -17,6 +17,10 @@ split seed 0) and only what the variant names changed:
     scenes-soft / -none     data="emoji-scenes": two emoji per image, captioned with where
                             each one is ("cat face left of rocket"); held-out scenes are
                             new pairs (`rnn_toolkit.data.scenes`)
+    <data>-soft-placed      grid_positions="sinusoidal": soft attention over a grid whose
+                            cells carry a fixed code of their row and column
+    scenes-soft-learned     grid_positions="learned": the code trained with the model,
+                            starting from the fixed sines
 
 The split is by near-duplicate group and by source (`split_captioned_images`), so the
 Tux Paint test images of `tuxpaint-*` are the Tux Paint test images of `clipart-*` (and
@@ -63,6 +67,7 @@ import csv
 import dataclasses
 import datetime
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -95,6 +100,12 @@ VARIANTS = {
     "clipart-soft-scratch": {"image_encoder": "small_cnn", "image_size": 128},
     "scenes-soft": {"data": "emoji-scenes"},
     "scenes-none": {"data": "emoji-scenes", "attention": "none"},
+    # Soft attention over a grid that carries a code of each cell's row and column.
+    "clipart-soft-placed": {"grid_positions": "sinusoidal"},
+    "tuxpaint-soft-placed": {"data": "tuxpaint", "grid_positions": "sinusoidal"},
+    "emoji-soft-placed": {"data": "emoji", "grid_positions": "sinusoidal"},
+    "scenes-soft-placed": {"data": "emoji-scenes", "grid_positions": "sinusoidal"},
+    "scenes-soft-learned": {"data": "emoji-scenes", "grid_positions": "learned"},
 }
 SCRATCH = "clipart-soft-scratch"
 QUICK_SETTINGS = dict(max_images=300, epochs=1, units=32, embedding_dim=16, sample_every=0)
@@ -102,7 +113,8 @@ QUICK_SETTINGS = dict(max_images=300, epochs=1, units=32, embedding_dim=16, samp
 # measures (how often the run folder was backed up).
 IGNORED_SETTINGS = ("backup_every", "sample_every")
 # Settings added after a run was recorded, with the value every run had before they existed.
-EARLIER_DEFAULTS = {"feature_views": 1}
+EARLIER_DEFAULTS = {"feature_views": 1, "grid_positions": "none"}
+MORE_BEAMS_FILE = "more_beams.json"
 KEPT_INFO = (
     "status", "train_seconds", "epochs_completed", "resumed_from_epoch", "best_epoch",
     "best_val_cider_d", "best_val_loss", "parameters", "dtype_policy", "data", "split",
@@ -117,7 +129,7 @@ KEPT_INFO = (
 CODE_FILES = (
     "tasks/captioner/run.py", "tasks/captioner/model.py", "data/caption_batches.py",
     "data/captioned_images.py", "data/clip_art.py", "layers/attention_decoder.py",
-    "layers/image_encoders.py", "metrics/captioning.py", "training/callbacks.py",
+    "layers/image_encoders.py", "layers/grid_positions.py", "metrics/captioning.py", "training/callbacks.py",
     "data/word_vocabulary.py", "decoding/loop.py", "runs/driver.py",
 )
 
@@ -210,6 +222,8 @@ def setting_differences(recorded, config):
     """`name: recorded -> wanted` for every setting a reused run has otherwise."""
     wanted = dataclasses.asdict(config)
     recorded = {**EARLIER_DEFAULTS, **recorded}
+    if config.attention == "none":  # no attended grid: its position code means nothing
+        wanted.pop("grid_positions")
     return [
         f"{name}: {recorded.get(name)!r} -> {value!r}"
         for name, value in wanted.items()
@@ -286,7 +300,15 @@ def scene_rows(results):
 
 def score_more_beams(run_dir, config, widths):
     """`{"beam<w>": scores}` of the finished run's model on its held-out images, from the
-    frozen encoder's cached features (the run's own split and references)."""
+    frozen encoder's cached features (the run's own split and references). Kept in the run
+    folder (`MORE_BEAMS_FILE`, beside its model.keras), so a reused run is scored once."""
+    path = Path(run_dir) / MORE_BEAMS_FILE
+    model_file = Path(run_dir) / "model.keras"
+    # Scores of an earlier model in the same folder (retrained since) do not count.
+    current = path.is_file() and path.stat().st_mtime >= model_file.stat().st_mtime
+    stored = json.loads(path.read_text()) if current else {}
+    if all(f"beam{width}" in stored for width in widths):
+        return {f"beam{width}": stored[f"beam{width}"] for width in widths}
     model, _ = load_run_model(run_dir)
     test = split_data(load_data(config), config).test
     features = cached_features(None, test, config)
@@ -302,6 +324,7 @@ def score_more_beams(run_dir, config, widths):
         }
         print(f"   beam {width}: BLEU-4 {results[f'beam{width}']['bleu_4']:.1f}, CIDEr-D "
               f"{results[f'beam{width}']['cider_d']:.1f}", flush=True)
+    path.write_text(json.dumps({**stored, **results}, indent=1))
     return results
 
 
@@ -418,14 +441,20 @@ def target_checks(results):
                 checks[f"{name}: {beam} > greedy ({metric})"] = _check(test[beam][metric], test["greedy"][metric])
                 checks[f"{name}: {beam} > retrieval ({metric})"] = _check(test[beam][metric], test["retrieval"][metric])
     for data_name in ("clipart", "tuxpaint", "emoji", "scenes"):
-        soft, none = results.get(f"{data_name}-soft"), results.get(f"{data_name}-none")
-        if soft is None or none is None:
-            continue
-        for decoding in ["greedy", *(b for b in beam_names(soft) if b in none["test"])]:
-            for metric in ("bleu_4", "cider_d"):
-                checks[f"{data_name}: soft > none ({decoding}, {metric})"] = _check(
-                    soft["test"][decoding][metric], none["test"][decoding][metric]
-                )
+        soft = results.get(f"{data_name}-soft")
+        # The targets (soft > none), and what the grid's position code adds (not a target).
+        comparisons = (
+            ("soft > none", soft, results.get(f"{data_name}-none")),
+            ("position code > no code", results.get(f"{data_name}-soft-placed"), soft),
+        )
+        for label, better, worse in comparisons:
+            if better is None or worse is None:
+                continue
+            for decoding in ["greedy", *(b for b in beam_names(better) if b in worse["test"])]:
+                for metric in ("bleu_4", "cider_d"):
+                    checks[f"{data_name}: {label} ({decoding}, {metric})"] = _check(
+                        better["test"][decoding][metric], worse["test"][decoding][metric]
+                    )
     return checks
 
 

@@ -49,9 +49,11 @@ def png_bytes(array, mode=None):
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("attention", ["soft", "none"])
-def test_teacher_forcing_and_decoding_steps_give_the_same_logits(vocabulary, attention):
-    model = tiny(vocabulary, attention=attention, cell="gru")
+@pytest.mark.parametrize(
+    "attention, grid_positions", [("soft", "sinusoidal"), ("soft", "learned"), ("none", "sinusoidal")]
+)
+def test_teacher_forcing_and_decoding_steps_give_the_same_logits(vocabulary, attention, grid_positions):
+    model = tiny(vocabulary, attention=attention, grid_positions=grid_positions, cell="gru")
     pixels = images(2)
     decoder_input, _ = batch(vocabulary, 2)
     forced = model((pixels, decoder_input), training=False).numpy()
@@ -78,6 +80,28 @@ def test_attention_maps_cover_every_word_and_sum_to_one(vocabulary):
 def test_attention_maps_need_soft_attention(vocabulary):
     with pytest.raises(ValueError, match="attention='soft'"):
         tiny(vocabulary, attention="none").attention_maps(images(1)[0])
+
+
+def test_the_position_code_lets_attention_tell_identical_cells_apart(vocabulary):
+    # A grid whose cells all hold the same vector: content alone cannot prefer any cell.
+    grid_shape = tiny(vocabulary).grid_shape
+    same = np.tile(np.linspace(0, 1, grid_shape[-1], dtype="float32"), (1, *grid_shape[:2], 1))
+    decoder_input, _ = batch(vocabulary, 1)
+    maps = {}
+    for code in ("none", "sinusoidal"):
+        keras.utils.set_random_seed(0)
+        model = tiny(vocabulary, grid_positions=code)
+        _, weights = model((same, decoder_input), training=False, return_attention=True)
+        maps[code] = weights.numpy()
+    np.testing.assert_allclose(maps["none"], 1 / np.prod(grid_shape[:2]), rtol=1e-5)
+    assert maps["sinusoidal"].std(axis=-1).min() > 1e-4
+    assert tiny(vocabulary, attention="none").grid_positions == "none"  # nothing attended
+
+
+def test_a_model_saved_before_the_position_code_loads_without_one(vocabulary):
+    config = tiny(vocabulary).get_config()
+    del config["grid_positions"]
+    assert Captioner.from_config(config).grid_positions == "none"
 
 
 def test_the_attention_penalty_is_a_training_loss(vocabulary):
@@ -169,7 +193,7 @@ def test_beam_of_width_one_is_greedy_sampling(vocabulary):
 
 
 def test_keras_save_and_load_give_identical_captions(vocabulary, tmp_path):
-    model = tiny(vocabulary, attention_penalty=0.5)
+    model = tiny(vocabulary, attention_penalty=0.5, grid_positions="learned")
     path = tmp_path / "captioner.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
@@ -177,6 +201,7 @@ def test_keras_save_and_load_give_identical_captions(vocabulary, tmp_path):
     pixels = list(images(3))
     assert loaded.caption(pixels, beam_width=2) == model.caption(pixels, beam_width=2)
     assert loaded.get_config()["attention_penalty"] == 0.5
+    assert loaded.get_config()["grid_positions"] == "learned"
 
 
 def test_a_users_keras_encoder(vocabulary, tmp_path):
@@ -200,6 +225,8 @@ def test_bad_arguments_are_named(vocabulary):
         tiny(WordVocabulary(["a"]))
     with pytest.raises(ValueError, match="attention"):
         tiny(vocabulary, attention="hard")
+    with pytest.raises(ValueError, match="grid_positions"):
+        tiny(vocabulary, grid_positions="absolute")
     with pytest.raises(ValueError, match="encoder"):
         tiny(vocabulary, image_encoder="vgg16")
     with pytest.raises(ValueError, match="Captioner inputs"):

@@ -5,6 +5,7 @@ Imports from rnn_toolkit: arguments, precision, data, decoding, layers.
 
 from rnn_toolkit.layers.attention_decoder import AttentionDecoder
 from rnn_toolkit.layers.bag_of_words import BagOfWords
+from rnn_toolkit.layers.grid_positions import GRID_POSITION_CODES, GridPositions, sinusoidal_grid_code
 from rnn_toolkit.layers.image_encoders import (
     ENCODER_NAMES,
     efficientnet_lite0,
@@ -23,6 +24,8 @@ __all__ = [
     "BagOfWords",
     "CELL_TYPES",
     "ENCODER_NAMES",
+    "GRID_POSITION_CODES",
+    "GridPositions",
     "POOLING_METHODS",
     "RecurrentStack",
     "SequencePooling",
@@ -32,5 +35,6 @@ __all__ = [
     "efficientnet_lite0",
     "image_encoder",
     "imagenet_class_names",
+    "sinusoidal_grid_code",
     "small_cnn",
 ]

@@ -27,6 +27,7 @@ from rnn_toolkit.cli.options import (
     print_line,
 )
 from rnn_toolkit.cli.registration import TaskCommands, Verb, VerbOption
+from rnn_toolkit.layers.grid_positions import GRID_POSITION_CODES
 from rnn_toolkit.runs import RunSetupError, config_from_settings
 from rnn_toolkit.tasks.captioner.export import MAX_BEAM_WIDTH
 from rnn_toolkit.tasks.captioner.model import ATTENTION_MODES
@@ -58,6 +59,12 @@ TRAIN_OPTIONS = (
     option("--attention", choices=ATTENTION_MODES,
            help="soft: at every word the decoder attends over the encoder's spatial grid (Show, "
            "Attend and Tell); none: the image summary only initialises the decoder (Show and Tell)"),
+    option("--grid-positions", choices=GRID_POSITION_CODES,
+           help="with soft attention: a code of each grid cell's row and column added to the "
+           "attended features, so that captions can say where things are (sinusoidal: fixed; "
+           "learned: trained from the sinusoidal start; none: what, hardly where). On the "
+           "two-object scenes sinusoidal puts 97 %% of the objects on their sides (none: 47 %%); "
+           "on single-object emoji it costs about 10 CIDEr-D"),
     option("--attention-penalty", type=non_negative_float, metavar="X",
            help="weight of the doubly stochastic attention penalty (every grid position gets "
            "about as much attention over the caption as the others)"),

@@ -42,6 +42,11 @@ class CaptionerServing(tf.Module):
         self.assets = [tf.saved_model.Asset(str(path)) for path in asset_files]
         self.beam_width = int(beam_width)
 
+    # The signatures are traced without autograph: every loop and branch on the way is
+    # already a graph op (`tf.while_loop`, `tf.cond`), and autograph's cache of converted
+    # methods, shared across the process, once handed `attention` the conversion of
+    # `caption_tensors` after a long notebook session (a TypeError at export).
+
     def _caption(self, image, beam_width, max_length):
         pixels, ok, error = decode_image_batch(image, self.model.image_size)
         result = self.model.caption_tensors(
@@ -49,7 +54,7 @@ class CaptionerServing(tf.Module):
         )
         return {"caption": tf.where(ok, result["caption"], ""), "error": error}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")], autograph=False)
     def serve(self, image):
         return self._caption(image, tf.constant(self.beam_width, tf.int32), tf.constant(0, tf.int32))
 
@@ -58,12 +63,13 @@ class CaptionerServing(tf.Module):
             tf.TensorSpec([None], tf.string, name="image"),
             tf.TensorSpec([], tf.int32, name="beam_width"),
             tf.TensorSpec([], tf.int32, name="max_length"),
-        ]
+        ],
+        autograph=False,
     )
     def caption(self, image, beam_width, max_length):
         return self._caption(image, beam_width, max_length)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")], autograph=False)
     def attention(self, image):
         pixels, ok, error = decode_image_batch(image, self.model.image_size)
         result = self.model.caption_tensors(

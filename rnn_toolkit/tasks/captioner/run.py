@@ -39,6 +39,7 @@ from rnn_toolkit.data.cache import cached_path, write_atomically
 from rnn_toolkit.data.caption_batches import caption_batches, image_batches
 from rnn_toolkit.data.captioned_images import load_captioned_images, split_captioned_images
 from rnn_toolkit.data.clip_art import openmoji_drawings
+from rnn_toolkit.layers.grid_positions import GRID_POSITION_CODES
 from rnn_toolkit.metrics.captioning import caption_scores
 from rnn_toolkit.runs import FitData, RunSetupError, TaskRun, TrainingConfig, format_table, train_run
 from rnn_toolkit.tasks.captioner.model import build_captioner
@@ -53,7 +54,7 @@ EARLY_STOPPING_METRIC = "val_cider_d"
 _RESUME_SETTINGS = (
     "data", "max_images", "validation_fraction", "heldout_fraction", "split_seed", "max_words",
     "min_count", "max_caption_length", "image_encoder", "image_size", "fine_tune_encoder",
-    "attention", "attention_penalty", "cell", "units", "embedding_dim", "num_layers", "dropout",
+    "attention", "grid_positions", "attention_penalty", "cell", "units", "embedding_dim", "num_layers", "dropout",
     "batch_size", "learning_rate", "clip_norm", "label_smoothing", "augment", "feature_views",
     "precision", "seed",
 )
@@ -79,6 +80,7 @@ class CaptionerRunConfig(TrainingConfig):
     image_size: int = 224  # side of the square images the encoder reads
     fine_tune_encoder: bool = False  # train a pretrained encoder jointly (small_cnn always trains)
     attention: str = "soft"  # "soft" (Show, Attend and Tell) or "none" (Show and Tell)
+    grid_positions: str = "none"  # soft attention: code of each cell's row and column added to the attended grid ("none", "sinusoidal", "learned"; for captions that say where)
     attention_penalty: float = 0.0  # weight of the doubly stochastic attention penalty
     cell: str = "lstm"  # "rnn", "lstm" or "gru"
     units: int = 512  # decoder hidden units per layer
@@ -210,6 +212,7 @@ def build_model(run_data, config, pretrained=True):
         image_size=config.image_size,
         fine_tune_encoder=encoder_trains(config),
         attention=config.attention,
+        grid_positions=config.grid_positions,
         cell=config.cell,
         units=config.units,
         embedding_dim=config.embedding_dim,
@@ -278,6 +281,10 @@ class CaptionerRun(TaskRun):
         config = run.config
         if config.attention_penalty and config.attention == "none":
             raise RunSetupError("attention_penalty", "needs attention 'soft'")
+        if config.grid_positions not in GRID_POSITION_CODES:
+            raise RunSetupError(
+                "grid_positions", f"must be one of {', '.join(GRID_POSITION_CODES)}, got {config.grid_positions!r}"
+            )
         if config.feature_views < 1:
             raise RunSetupError("feature_views", f"must be at least 1, got {config.feature_views}")
         if config.image_encoder not in ("efficientnet_lite0", "small_cnn"):
