@@ -22,10 +22,10 @@ demo: install
 	$(BIN)/python -m rnn_toolkit demo
 
 test: install
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow" tests
 
 notebooks: install
 	$(BIN)/python notebooks/execute.py
@@ -39,6 +39,8 @@ benchmarks: install
 	$(BIN)/python benchmarks/translator_decoding_throughput.py
 	$(BIN)/python benchmarks/translator_serving_latency.py
 	$(BIN)/python benchmarks/captioner_comparison.py
+	$(BIN)/python benchmarks/captioner_heldout_words.py
+	$(BIN)/python benchmarks/captioner_self_critical.py
 	$(BIN)/python benchmarks/captioner_input_pipeline.py
 	$(BIN)/python benchmarks/captioner_serving_latency.py
 

@@ -7,7 +7,7 @@ import pytest
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 
-from rnn_toolkit.metrics.captioning import _tokenize, caption_scores
+from rnn_toolkit.metrics.captioning import caption_scores, caption_tokens
 
 # Raw captions, and the same captions tokenized by hand as COCO's evaluation leaves them.
 HYPOTHESES = [
@@ -89,7 +89,7 @@ def test_corpus_brevity_penalty_sums_the_closest_reference_lengths():
     ],
 )
 def test_tokenization_as_coco_leaves_captions(caption, tokens):
-    assert _tokenize(caption) == tokens
+    assert caption_tokens(caption) == tokens
 
 
 def test_punctuation_and_case_do_not_change_scores():

@@ -1,4 +1,4 @@
-"""Tests for rnn_toolkit.tasks.translator.run: data split, vocabularies, a tiny real run, resume."""
+"""Tests for rnn_toolkit.tasks.translator.run: data split, vocabularies, a tiny real run (resuming: tests/test_tasks.py)."""
 
 import collections
 import csv
@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from rnn_toolkit.runs import folder as run_folder
 from rnn_toolkit.data import WordVocabulary
 from rnn_toolkit.data.parallel_text import ParallelTexts
 from rnn_toolkit.runs.folder import RunSetupError
@@ -188,43 +187,6 @@ def test_a_finished_run_is_not_trained_again(finished_run):
     with pytest.raises(RunSetupError, match="finished run") as error:
         train_translator_run(config, run_dir, verbose=0, print_fn=lambda line: None)
     assert error.value.setting == "run_dir"
-
-
-@pytest.mark.slow
-def test_an_interrupted_run_resumes_with_the_same_settings(tmp_path, monkeypatch):
-    config = TranslatorRunConfig(
-        **dict(TINY_RUN, epochs=2), patience=9, sample_every=0, ood_data="none"
-    )
-    run_dir = tmp_path / "run"
-
-    class InterruptedClock(run_folder.TrainingClock):
-        """Ctrl-C as the second epoch begins: one epoch is backed up and logged."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt
-            super().on_epoch_begin(epoch, logs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(run_folder, "TrainingClock", InterruptedClock)
-        with pytest.raises(KeyboardInterrupt):
-            train_translator_run(config, run_dir, verbose=0, print_fn=lambda line: None)
-    assert (run_dir / "backup").is_dir() and not (run_dir / "model.keras").exists()
-
-    # Other settings are refused: the backup would not fit them.
-    with pytest.raises(RunSetupError, match="units: 16 -> 17") as error:
-        train_translator_run(
-            dataclasses.replace(config, units=17), run_dir, verbose=0, print_fn=lambda line: None
-        )
-    assert error.value.setting == "run_dir"
-
-    lines = []
-    _, info = train_translator_run(config, run_dir, verbose=0, print_fn=lines.append)
-    assert any("Resuming the interrupted run" in line and "at epoch 2" in line for line in lines)
-    assert info["status"] == "finished" and info["resumed_from_epoch"] == 1
-    assert info["epochs_completed"] == 2 and info["out_of_domain"] is None
-    assert json.loads((run_dir / "history.json").read_text())["epoch"] == [0, 1]
-    assert not (run_dir / "backup").exists()
 
 
 def test_auto_out_of_domain_data_follows_the_language_pair():

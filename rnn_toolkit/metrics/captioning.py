@@ -73,12 +73,12 @@ def caption_scores(hypotheses, references):
     from pycocoevalcap.cider.cider import Cider
 
     hypotheses, references = _check_captions(hypotheses, references)
-    candidates = {image: [" ".join(_tokenize(caption))] for image, caption in enumerate(hypotheses)}
+    candidates = {image: [" ".join(caption_tokens(caption))] for image, caption in enumerate(hypotheses)}
     truths = {}
     for image, captions in enumerate(references):
         truths[image] = []
         for number, caption in enumerate(captions):
-            tokens = _tokenize(caption)
+            tokens = caption_tokens(caption)
             if not tokens:
                 raise ValueError(f"references[{image}][{number}] has no words: {caption!r}.")
             truths[image].append(" ".join(tokens))
@@ -90,8 +90,13 @@ def caption_scores(hypotheses, references):
     return scores
 
 
-def _tokenize(caption):
-    """The words of `caption`, as COCO's PTB tokenization and punctuation filter give them."""
+def caption_tokens(caption):
+    """The words of `caption` as the scores see them: as COCO's PTB tokenization and
+    punctuation filter leave them (see the module docstring).
+
+    >>> caption_tokens("A dog's ball, black-and-white.")
+    ['a', 'dog', "'s", 'ball', 'black-and-white']
+    """
     text = caption.translate(_QUOTES).lower()
     text = _CLITIC.sub(r" \1", _CONTRACTION.sub(r" \1", text))
     return [token for token in _TOKEN.findall(text) if token not in _PUNCTUATION]
