@@ -22,6 +22,7 @@ from rnn_toolkit import data, decoding, export, layers, models, training  # noqa
 from rnn_toolkit.models import (  # noqa: E402
     build_captioner,
     build_char_lm,
+    build_frame_labeller,
     build_sentiment_classifier,
     build_translator,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "ResetCarriedState",
     "SampleText",
     "build_char_lm",
+    "build_frame_labeller",
     "build_sentiment_classifier",
     "build_translator",
     "data",

@@ -30,6 +30,8 @@ from rnn_toolkit.data.images import decode_image, decode_image_batch
 from rnn_toolkit.data.cache import cache_dir, fetch_debian_package, fetch_pypi_distribution
 from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
 from rnn_toolkit.data.dataset_options import pipeline_options
+from rnn_toolkit.data.labelled_clips import LabelledClips
+from rnn_toolkit.data.moving_digits import mnist_digits, moving_digit_clips, moving_digits
 from rnn_toolkit.data.parallel_text import (
     ParallelTexts,
     bible_verse_pairs,
@@ -77,6 +79,10 @@ __all__ = [
     "char_windows",
     "consecutive_char_batches",
     "pipeline_options",
+    "LabelledClips",
+    "mnist_digits",
+    "moving_digit_clips",
+    "moving_digits",
     "BINARY_CLASS_NAMES",
     "LabelledTexts",
     "document_sentences",

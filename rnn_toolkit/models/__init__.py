@@ -6,6 +6,7 @@ stable public ones. Imports from rnn_toolkit: tasks, training.
 """
 
 from rnn_toolkit.tasks.captioner.model import MAX_CAPTION_LENGTH, Captioner, build_captioner
+from rnn_toolkit.tasks.frame_labeller.model import FrameLabeller, build_frame_labeller
 from rnn_toolkit.tasks.char_lm.model import MAX_GENERATION_LENGTH, CharLanguageModel, build_char_lm
 from rnn_toolkit.tasks.sentiment.model import (
     SentimentClassifier,
@@ -19,6 +20,8 @@ __all__ = [
     "MAX_CAPTION_LENGTH",
     "Captioner",
     "build_captioner",
+    "FrameLabeller",
+    "build_frame_labeller",
     "MAX_GENERATION_LENGTH",
     "CharLanguageModel",
     "build_char_lm",

@@ -1,7 +1,8 @@
 """Losses and metrics over padded sequences: every token counts once, padding never.
 
 The translator, the captioner and the frame labeller all predict one class per time step
-of right-padded sequences whose padding id is 0. Averaging over the batch's real
+of right-padded sequences: word ids pad with 0 (`padding_id=0`, the default), frame labels,
+whose class 0 is a real class, with -1 (`padding_id=-1`). Averaging over the batch's real
 positions (not over rows, not over padded positions) keeps a batch of short sentences
 and a batch of long ones on the same scale.
 
@@ -25,15 +26,19 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="rnn_toolkit")
 class MaskedSequenceCrossentropy(keras.losses.Loss):
-    """Cross-entropy of int targets `[batch, time]` (0 = padding) from logits, averaged
-    over real positions only, so a batch's padding neither adds loss nor dilutes it."""
+    """Cross-entropy of int targets `[batch, time]` (`padding_id` = padding) from logits,
+    averaged over real positions only, so a batch's padding neither adds loss nor dilutes it."""
 
-    def __init__(self, label_smoothing=0.0, name="masked_sequence_crossentropy", **kwargs):
+    def __init__(self, label_smoothing=0.0, padding_id=0, name="masked_sequence_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.label_smoothing = float(label_smoothing)
+        self.padding_id = int(padding_id)
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "int32")
+        mask = ops.cast(ops.not_equal(y_true, self.padding_id), "float32")
+        # A padding id outside the classes (-1) must not reach the cross-entropy's gather.
+        y_true = ops.where(ops.not_equal(y_true, self.padding_id), y_true, 0)
         logits = ops.cast(y_pred, "float32")
         if self.label_smoothing:
             labels = ops.one_hot(y_true, ops.shape(logits)[-1])
@@ -42,7 +47,6 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
             )
         else:
             losses = keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
-        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
         # Per example: the masked sum; `Loss` then averages over the batch, so scale by
         # batch / tokens to get the mean over real tokens.
         tokens = ops.maximum(ops.sum(mask), 1.0)
@@ -51,23 +55,24 @@ class MaskedSequenceCrossentropy(keras.losses.Loss):
 
     def get_config(self):
         config = super().get_config()
-        config.update(label_smoothing=self.label_smoothing)
+        config.update(label_smoothing=self.label_smoothing, padding_id=self.padding_id)
         return config
 
 
 @keras.saving.register_keras_serializable(package="rnn_toolkit")
 class TokenAccuracy(keras.metrics.Metric):
-    """The share of real (non-padding) target positions whose argmax is right."""
+    """The share of real (not `padding_id`) target positions whose argmax is right."""
 
-    def __init__(self, name="token_accuracy", dtype=None):
+    def __init__(self, name="token_accuracy", dtype=None, padding_id=0):
         super().__init__(name=name, dtype=dtype)
+        self.padding_id = int(padding_id)
         self.correct = self.add_variable((), initializer="zeros", name="correct")
         self.total = self.add_variable((), initializer="zeros", name="total")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.cast(y_true, "int32")
         predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
-        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+        mask = ops.cast(ops.not_equal(y_true, self.padding_id), "float32")
         self.correct.assign_add(ops.sum(ops.cast(ops.equal(predicted, y_true), "float32") * mask))
         self.total.assign_add(ops.sum(mask))
 
@@ -79,7 +84,7 @@ class TokenAccuracy(keras.metrics.Metric):
         self.total.assign(0.0)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype}
+        return {"name": self.name, "dtype": self.dtype, "padding_id": self.padding_id}
 
 
 def compile_sequence_model(model, *, learning_rate=1e-3, optimizer=None, label_smoothing=0.0):

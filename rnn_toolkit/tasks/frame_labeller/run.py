@@ -1,0 +1,252 @@
+"""Training runs of the frame labeller, with its frame-only baseline on the same split.
+
+`train_frame_labeller_run` is what `rnn-toolkit train frame_labeller` runs: build the
+clips (by default moving digits made from real MNIST digits, training / validation /
+held-out clips from disjoint digit images), train the recurrent labeller with early
+stopping on the validation loss (the best epoch's weights kept on disk), then train the
+frame-only baseline (the same CNN and head, no recurrence) with the same settings, and
+score both on the held-out clips: per label kind, the per-frame accuracy and macro-F1,
+the accuracy on each named frame subset (the frames where the digit is hidden), and the
+accuracy at each frame index (how the recurrent model locks on as frames arrive).
+
+Besides the files of every run folder it writes `best.weights.h5` (+ `.json`) and
+`baseline.weights.h5` (the frame-only model's best weights).
+"""
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+
+from rnn_toolkit.data.clip_batches import PADDING_LABEL, clip_batches
+from rnn_toolkit.data.moving_digits import moving_digits
+from rnn_toolkit.runs import FitData, RunSetupError, TaskRun, TrainingConfig, format_table, train_run
+from rnn_toolkit.tasks.frame_labeller.model import DIRECTIONS, build_frame_labeller
+from rnn_toolkit.training import KeepBestWeights
+
+TASK = "frame_labeller"
+BEST_WEIGHTS_FILE = "best.weights.h5"
+BASELINE_WEIGHTS_FILE = "baseline.weights.h5"
+DATA_NAMES = ("moving_digits",)
+
+# A resumed run must rebuild the same clips and model.
+_RESUME_SETTINGS = (
+    "data", "train_clips", "validation_clips", "test_clips", "frames", "min_frames", "frame_size",
+    "occluder", "data_seed", "split_seed", "frame_encoder", "cell", "units", "num_layers", "direction",
+    "dropout", "batch_size", "learning_rate", "clip_norm", "precision", "seed",
+)
+
+
+@dataclasses.dataclass
+class FrameLabellerRunConfig(TrainingConfig):
+    """Everything that defines a frame-labeller training run (stored in `run.json`)."""
+
+    epochs: int = 20  # at most; early stopping usually ends sooner
+    batch_size: int = 32  # clips per step
+    learning_rate: float = 1e-3  # Adam
+    data: str = "moving_digits"  # "moving_digits" (real MNIST digits, synthetic motion)
+    train_clips: int = 2000  # moving digits: training clips
+    validation_clips: int = 300  # ... clips for early stopping
+    test_clips: int = 300  # ... held-out clips
+    frames: int = 20  # frames per clip (the most)
+    min_frames: int = 12  # clip lengths are drawn from [min_frames, frames]
+    frame_size: int = 64  # the side of the square frames the model reads
+    occluder: bool = True  # moving digits pass behind an opaque bar
+    data_seed: int = 0  # fixes the clips' motion
+    split_seed: int = 0  # fixes which digit images train, validate and test
+    frame_encoder: str = "small_cnn"  # the per-frame CNN, trained from scratch
+    cell: str = "lstm"  # "rnn", "lstm" or "gru"
+    units: int = 128  # recurrent units per layer and direction
+    num_layers: int = 1  # stacked recurrent layers
+    direction: str = "causal"  # "causal" (can stream), "bidirectional" (offline), "none" (frame-only)
+    dropout: float = 0.2  # on frame features, between layers and before the heads
+    patience: int = 4  # epochs without a lower validation loss before stopping
+    baseline: bool = True  # also train the frame-only model (no recurrence) on the same split
+
+
+def load_clips(config):
+    """`{"train", "validation", "test"}: LabelledClips` for `config.data`."""
+    if config.data != "moving_digits":
+        raise RunSetupError("data", f"must be one of {', '.join(DATA_NAMES)}, got {config.data!r}")
+    if config.min_frames > config.frames:
+        raise RunSetupError("min_frames", f"must be <= frames ({config.frames}), got {config.min_frames}")
+    try:
+        return moving_digits(
+            clips=(config.train_clips, config.validation_clips, config.test_clips),
+            frames=config.frames, min_frames=config.min_frames, size=max(config.frame_size, 32),
+            occluder=config.occluder, seed=config.data_seed, split_seed=config.split_seed,
+        )
+    except ValueError as error:
+        raise RunSetupError("data", str(error)) from error
+
+
+def build_model(class_names, config, direction=None):
+    return build_frame_labeller(
+        class_names, frame_encoder=config.frame_encoder, frame_size=config.frame_size,
+        cell=config.cell, units=config.units, num_layers=config.num_layers,
+        direction=direction or config.direction, dropout=config.dropout,
+        learning_rate=config.learning_rate, clip_norm=config.clip_norm or None,
+        dtype_policy=config.precision,
+    )
+
+
+def predict_labels(model, clips, batch_size=32):
+    """`{kind: per-clip int arrays [time]}`: the most likely class of every real frame."""
+    predicted = {kind: [] for kind in model.label_kinds}
+    for inputs, _ in clip_batches(clips, batch_size=batch_size, frame_size=model.frame_size, shuffle=False):
+        logits = model(inputs, training=False)
+        lengths = inputs["lengths"].numpy()
+        for kind in predicted:
+            best = np.argmax(logits[kind].numpy(), axis=-1)
+            predicted[kind].extend(row[:length] for row, length in zip(best, lengths))
+    return predicted
+
+
+def macro_f1(truth, predicted, classes):
+    """The mean over classes present in `truth` or `predicted` of each class' F1."""
+    scores = []
+    for label in range(classes):
+        true_positive = np.sum((predicted == label) & (truth == label))
+        support, claimed = np.sum(truth == label), np.sum(predicted == label)
+        if support == 0 and claimed == 0:
+            continue
+        scores.append(2 * true_positive / (support + claimed))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def frame_scores(clips, predicted):
+    """Per label kind: accuracy and macro-F1 over every real frame, accuracy on each subset
+    of `clips.subsets`, and accuracy at each frame index (`by_frame`: a list, None where
+    no clip is that long)."""
+    scores = {}
+    longest = int(clips.lengths.max())
+    for kind, names in clips.class_names.items():
+        truth = np.concatenate(clips.labels[kind])
+        guess = np.concatenate(predicted[kind])
+        entry = {"accuracy": float(np.mean(truth == guess)), "macro_f1": macro_f1(truth, guess, len(names)),
+                 "frames": int(len(truth))}
+        for subset, flags in clips.subsets.items():
+            chosen = np.concatenate(flags)
+            entry[f"{subset}_accuracy"] = float(np.mean(truth[chosen] == guess[chosen])) if chosen.any() else None
+            entry[f"{subset}_frames"] = int(chosen.sum())
+        by_frame = []
+        for t in range(longest):
+            right = [p[t] == y[t] for p, y in zip(predicted[kind], clips.labels[kind]) if len(y) > t]
+            by_frame.append(float(np.mean(right)) if right else None)
+        entry["by_frame"] = by_frame
+        scores[kind] = entry
+    return scores
+
+
+class FrameLabellerRun(TaskRun):
+    """The frame labeller's part of a training run (see `rnn_toolkit.runs.train_run`)."""
+
+    name = TASK
+    resume_settings = _RESUME_SETTINGS
+    extra_files = (BEST_WEIGHTS_FILE, BEST_WEIGHTS_FILE + ".json", BASELINE_WEIGHTS_FILE, BASELINE_WEIGHTS_FILE + ".json")
+
+    def prepare(self, run):
+        config = run.config
+        if config.direction not in DIRECTIONS:
+            raise RunSetupError("direction", f"must be one of {', '.join(DIRECTIONS)}, got {config.direction!r}")
+        if config.frame_encoder not in ("small_cnn", "efficientnet_lite0"):
+            raise RunSetupError(
+                "frame_encoder", f"must be 'small_cnn' or 'efficientnet_lite0', got {config.frame_encoder!r} "
+                "(from Python, build_frame_labeller takes any Keras image model)",
+            )
+        run.print_fn(f"Making {config.data!r} clips ...")
+        run.data = load_clips(config)
+        train = run.data["train"]
+        hidden = np.concatenate(train.subsets["hidden"]).mean() if "hidden" in train.subsets else 0.0
+        run.print_fn(
+            f"{len(train):,} training, {len(run.data['validation']):,} validation and "
+            f"{len(run.data['test']):,} held-out clips of {config.min_frames}-{config.frames} frames "
+            f"(labels: {', '.join(train.label_kinds)}; {hidden:.0%} of training frames hidden)"
+        )
+
+    def datasets(self, run):
+        config = run.config
+        settings = dict(batch_size=config.batch_size, frame_size=config.frame_size)
+        return FitData(
+            clip_batches(run.data["train"], seed=config.seed, **settings),
+            clip_batches(run.data["validation"], shuffle=False, **settings),
+        )
+
+    def build_model(self, run):
+        return build_model(run.data["train"].class_names, run.config)
+
+    def describe(self, run):
+        return {
+            "clips": {part: len(clips) for part, clips in run.data.items()},
+            "class_names": {kind: list(names) for kind, names in run.data["train"].class_names.items()},
+            "cudnn_eligible": bool(run.model.recurrent.cudnn_eligible) if run.model.recurrent is not None else None,
+        }
+
+    def before_fit(self, run):
+        config = run.config
+        run.print_fn(
+            f"{config.frame_encoder} per frame -> {config.cell.upper()} {config.num_layers}x{config.units} "
+            f"({config.direction}) -> a softmax per label kind: {run.info['parameters']:,} parameters, "
+            f"{run.model.dtype_policy_name}"
+        )
+
+    def callbacks(self, run):
+        run.state["best"] = KeepBestWeights(
+            run.folder.path / BEST_WEIGHTS_FILE, monitor="val_loss", mode="min", patience=run.config.patience
+        )
+        return [run.state["best"]]
+
+    def score(self, run):
+        config, best = run.config, run.state["best"]
+        test = run.data["test"]
+        run.print_fn(f"Best epoch {best.best_epoch + 1}: validation loss {best.best:.4f}; labelling the "
+                     f"{len(test):,} held-out clips ...")
+        results = {config.direction: frame_scores(test, predict_labels(run.model, test))}
+        seconds = {config.direction: run.train_seconds}
+        if config.baseline and config.direction != "none":
+            run.print_fn("Training the frame-only baseline (no recurrence) on the same split ...")
+            baseline, seconds["none"] = train_baseline(run)
+            results["none"] = frame_scores(test, predict_labels(baseline, test))
+        return {"best_epoch": best.best_epoch + 1, "best_val_loss": float(best.best), "test": results,
+                "train_seconds_by_model": seconds}
+
+    def report(self, run):
+        return format_results(run.info)
+
+
+def train_baseline(run):
+    """Trains the frame-only model with the run's settings; returns `(model, seconds)`."""
+    config = run.config
+    keras.utils.set_random_seed(config.seed)
+    started = time.perf_counter()
+    model = build_model(run.data["train"].class_names, config, direction="none")
+    fit_data = FrameLabellerRun().datasets(run)  # the recurrent model's own batches
+    keep = KeepBestWeights(run.folder.path / BASELINE_WEIGHTS_FILE, monitor="val_loss", mode="min",
+                           patience=config.patience)
+    model.fit(fit_data.train, validation_data=fit_data.validation, epochs=config.epochs,
+              callbacks=[keep], verbose=0)
+    return model, time.perf_counter() - started
+
+
+MODEL_NAMES = {"causal": "causal recurrent", "bidirectional": "bidirectional recurrent", "none": "frame-only"}
+
+
+def format_results(info):
+    """The held-out table of a finished run's `run.json`."""
+    rows = [("model", "label", "accuracy", "macro-F1", "hidden frames", "train s")]
+    for model_name, scores in info["test"].items():
+        for kind, entry in scores.items():
+            hidden = entry.get("hidden_accuracy")
+            rows.append((
+                MODEL_NAMES.get(model_name, model_name), kind, f"{entry['accuracy']:.1%}", f"{entry['macro_f1']:.3f}",
+                "-" if hidden is None else f"{hidden:.1%}",
+                f"{info.get('train_seconds_by_model', {}).get(model_name, 0):.0f}",
+            ))
+    return "held-out clips, per real frame:\n" + format_table(rows)
+
+
+def train_frame_labeller_run(config, run_dir, **options):
+    """Trains a frame labeller (and its frame-only baseline) in `run_dir`, resuming an
+    interrupted run there: `train_run(FrameLabellerRun(), config, run_dir, **options)`."""
+    return train_run(FrameLabellerRun(), config, run_dir, **options)

@@ -1,0 +1,145 @@
+"""Tests for rnn_toolkit.tasks.frame_labeller.model: shapes, causality, streaming = offline,
+masking, training on real moving digits, saving."""
+
+import numpy as np
+import pytest
+
+import keras
+import rnn_toolkit
+from rnn_toolkit.data.moving_digits import moving_digits
+from rnn_toolkit.tasks.frame_labeller.model import PADDING_LABEL, FrameLabeller, build_frame_labeller
+
+KINDS = {"digit": list("0123456789"), "direction": ["up-left", "up-right", "down-left", "down-right"]}
+TINY = dict(frame_size=32, units=8, dropout=0.0, dtype_policy="float32")
+
+
+def tiny(direction="causal", **kwargs):
+    keras.utils.set_random_seed(0)
+    return build_frame_labeller(KINDS, direction=direction, **{**TINY, **kwargs})
+
+
+def frames(batch=2, time=7, channels=1, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (batch, time, 32, 32, channels)).astype("float32")
+
+
+def test_outputs_per_kind_and_frame():
+    model = tiny()
+    logits = model({"frames": frames(), "lengths": np.array([7, 4])})
+    assert {k: tuple(v.shape) for k, v in logits.items()} == {"digit": (2, 7, 10), "direction": (2, 7, 4)}
+    assert all(v.dtype == "float32" for v in logits.values())
+    assert model.label_kinds == ("digit", "direction")
+    # Grey and RGB frames alike; frames alone mean every frame is real.
+    assert model(frames(channels=3))["digit"].shape == (2, 7, 10)
+    one = build_frame_labeller(["walk", "run"], **TINY)
+    assert one.label_kinds == ("label",)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(class_names=[]), "class_names"),
+        (dict(class_names={"a": ["x"]}), "at least 2 distinct"),
+        (dict(class_names=["x", "x"]), "at least 2 distinct"),
+        (dict(direction="forward"), "direction"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(units=0), "units"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_frame_labeller(**{"class_names": KINDS, **TINY, **kwargs})
+
+
+def test_wrong_channel_counts_are_refused():
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        tiny()(frames(channels=4))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_recurrent_layers_stay_cudnn_eligible(cell):
+    for direction in ("causal", "bidirectional"):
+        assert tiny(direction, cell=cell).recurrent.cudnn_eligible
+
+
+def test_a_causal_label_depends_on_earlier_frames_only():
+    clip = frames(batch=1)
+    changed = clip.copy()
+    changed[:, 5] = 255 - changed[:, 5]
+    for direction, later_matters in (("causal", False), ("bidirectional", True), ("none", False)):
+        model = tiny(direction)
+        before, after = model(clip)["digit"].numpy(), model(changed)["digit"].numpy()
+        np.testing.assert_allclose(before[:, :5], after[:, :5], atol=1e-6) if not later_matters else None
+        assert later_matters == (not np.allclose(before[:, :5], after[:, :5], atol=1e-6)), direction
+        assert not np.allclose(before[:, 5:], after[:, 5:], atol=1e-6)
+    # The recurrence carries what it saw: a causal model's later labels change too.
+    model = tiny("causal")
+    assert not np.allclose(model(clip)["digit"][:, 6], model(changed)["digit"][:, 6], atol=1e-6)
+
+
+@pytest.mark.parametrize("direction", ["causal", "none"])
+def test_streaming_frame_by_frame_and_in_chunks_gives_the_offline_labels(direction):
+    model = tiny(direction, cell="gru", num_layers=2)
+    clip = frames(batch=2, time=9)
+    offline = model(clip)
+    state = model.initial_state(2)
+    for t in range(9):
+        logits, state = model.step(clip[:, t], state)
+        for kind in KINDS:
+            np.testing.assert_allclose(logits[kind], offline[kind][:, t], atol=1e-5)
+    first, state = model.label_stream(clip[:, :4])
+    second, _ = model.label_stream(clip[:, 4:], state)
+    for kind in KINDS:
+        np.testing.assert_allclose(np.concatenate([first[kind], second[kind]], axis=1), offline[kind], atol=1e-5)
+
+
+def test_bidirectional_models_do_not_stream():
+    model = tiny("bidirectional")
+    for call in (lambda: model.initial_state(1), lambda: model.step(frames()[:, 0], []),
+                 lambda: model.label_stream(frames())):
+        with pytest.raises(ValueError, match="cannot stream"):
+            call()
+
+
+@pytest.mark.parametrize("direction", ["causal", "bidirectional"])
+def test_padded_frames_do_not_change_the_real_ones(direction):
+    model = tiny(direction)
+    clip = frames(batch=1, time=4)
+    padded = np.concatenate([clip, frames(batch=1, time=3, seed=1)], axis=1)
+    alone = model({"frames": clip, "lengths": np.array([4])})
+    with_padding = model({"frames": padded, "lengths": np.array([4])})
+    for kind in KINDS:
+        np.testing.assert_allclose(alone[kind], with_padding[kind][:, :4], atol=1e-5)
+
+
+def _arrays(clips):
+    time = int(clips.lengths.max())
+    x = np.zeros((len(clips), time, *clips.frames[0].shape[1:]), np.float32)
+    y = {kind: np.full((len(clips), time), PADDING_LABEL, np.int32) for kind in clips.label_kinds}
+    for i, clip in enumerate(clips.frames):
+        x[i, : len(clip)] = clip
+        for kind in y:
+            y[kind][i, : len(clip)] = clips.labels[kind][i]
+    return {"frames": x, "lengths": clips.lengths}, y
+
+
+@pytest.mark.slow
+def test_it_learns_real_moving_digits_and_saves(tmp_path):
+    parts = moving_digits(clips=(96, 8, 8), frames=8, min_frames=5, size=32, occluder=False)
+    x, y = _arrays(parts["train"])
+    model = tiny("causal", units=32, learning_rate=3e-3)
+    history = model.fit(x, y, batch_size=16, epochs=6, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.8 * losses[0]
+    # The direction needs two frames: the recurrent model learns it on the training clips.
+    assert history.history["direction_accuracy"][-1] > 0.4
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, FrameLabeller) and loaded.direction == "causal"
+    for kind in KINDS:
+        np.testing.assert_allclose(loaded(x)[kind], model(x)[kind], atol=1e-5)
+
+
+def test_the_builder_is_public():
+    assert rnn_toolkit.build_frame_labeller is build_frame_labeller
+    assert rnn_toolkit.models.FrameLabeller is FrameLabeller

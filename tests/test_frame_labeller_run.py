@@ -1,0 +1,109 @@
+"""Tests for rnn_toolkit.data.clip_batches and rnn_toolkit.tasks.frame_labeller.run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rnn_toolkit.data.clip_batches import clip_batches, resize_frames
+from rnn_toolkit.data.labelled_clips import LabelledClips
+from rnn_toolkit.runs import RunSetupError
+from rnn_toolkit.tasks.frame_labeller.run import (
+    FrameLabellerRunConfig,
+    frame_scores,
+    macro_f1,
+    train_frame_labeller_run,
+)
+
+TINY = dict(train_clips=24, validation_clips=8, test_clips=8, frames=6, min_frames=4, frame_size=32,
+            units=8, epochs=2, batch_size=8, patience=3)
+
+
+def clips(lengths=(3, 5, 2), size=40, channels=1):
+    rng = np.random.default_rng(0)
+    return LabelledClips(
+        frames=tuple(rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8) for n in lengths),
+        labels={"action": tuple(rng.integers(0, 3, n) for n in lengths), "side": tuple(np.ones(n, int) for n in lengths)},
+        class_names={"action": ("stand", "run", "jump"), "side": ("left", "right")},
+        subsets={"odd": tuple(np.arange(n) % 2 == 1 for n in lengths)},
+        clip_ids=tuple(f"c{i}" for i in range(len(lengths))),
+    )
+
+
+def test_batches_pad_frames_with_black_and_labels_with_minus_one():
+    data = clips()
+    batches = list(clip_batches(data, batch_size=2, frame_size=32, shuffle=False))
+    inputs, labels = batches[0]
+    assert inputs["frames"].dtype == "uint8" and tuple(inputs["frames"].shape) == (2, 5, 32, 32, 1)
+    assert inputs["lengths"].numpy().tolist() == [3, 5]
+    assert (inputs["frames"].numpy()[0, 3:] == 0).all()
+    assert labels["action"].numpy()[0].tolist() == data.labels["action"][0].tolist() + [-1, -1]
+    assert labels["side"].numpy()[1].tolist() == [1] * 5
+    assert batches[1][0]["lengths"].numpy().tolist() == [2]
+
+
+def test_shuffled_batches_are_seeded_and_hold_every_clip_once():
+    data = clips(lengths=(1, 2, 3, 4, 5, 6))
+
+    def order(seed):
+        return [n for x, _ in clip_batches(data, batch_size=4, frame_size=40, seed=seed) for n in x["lengths"].numpy()]
+
+    assert sorted(order(1)) == [1, 2, 3, 4, 5, 6] and order(1) == order(1)
+
+
+def test_frames_of_another_size_are_resized_in_the_pipeline():
+    frames = np.full((2, 80, 60, 3), 200, np.uint8)
+    out = resize_frames(frames, 32).numpy()
+    assert out.shape == (2, 32, 32, 3) and (out == 200).all()
+    small = resize_frames(np.full((1, 10, 10, 1), 7, np.uint8), 32).numpy()
+    assert small.shape == (1, 32, 32, 1) and (small == 7).all()
+
+
+def test_bad_clips_are_refused():
+    with pytest.raises(ValueError, match="channels"):
+        mixed = clips()
+        clip_batches(LabelledClips(mixed.frames[:1] + (np.zeros((2, 40, 40, 3), np.uint8),),
+                                   {k: v[:1] + (np.zeros(2, int),) for k, v in mixed.labels.items()},
+                                   mixed.class_names), batch_size=2, frame_size=32)
+    with pytest.raises(ValueError, match="no frames"):
+        clip_batches(clips(lengths=(2, 0)), batch_size=2, frame_size=32)
+    with pytest.raises(ValueError, match="batch_size"):
+        clip_batches(clips(), batch_size=0, frame_size=32)
+
+
+def test_scores_per_kind_subset_and_frame_index():
+    data = clips(lengths=(3, 2))
+    perfect = {kind: list(values) for kind, values in data.labels.items()}
+    scores = frame_scores(data, perfect)
+    assert scores["action"]["accuracy"] == 1.0 and scores["action"]["macro_f1"] == 1.0
+    assert scores["action"]["odd_accuracy"] == 1.0 and scores["action"]["odd_frames"] == 2
+    assert scores["side"]["by_frame"] == [1.0, 1.0, 1.0]
+    wrong = {"action": [(v + 1) % 3 for v in data.labels["action"]], "side": [1 - v for v in data.labels["side"]]}
+    assert frame_scores(data, wrong)["side"]["accuracy"] == 0.0
+    assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 3) == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+@pytest.mark.slow
+def test_a_tiny_run_scores_the_recurrent_model_and_the_frame_only_baseline(tmp_path):
+    config = FrameLabellerRunConfig(**TINY)
+    lines = []
+    model, info = train_frame_labeller_run(config, tmp_path / "run", verbose=0, print_fn=lines.append)
+    assert info["status"] == "finished" and info["clips"] == {"train": 24, "validation": 8, "test": 8}
+    assert set(info["test"]) == {"causal", "none"}
+    for scores in info["test"].values():
+        assert set(scores) == {"digit", "direction"}
+        assert 0 <= scores["digit"]["accuracy"] <= 1 and len(scores["digit"]["by_frame"]) == 6
+        assert "hidden_accuracy" in scores["digit"]
+    assert (tmp_path / "run" / "baseline.weights.h5").is_file()
+    assert any("frame-only" in line for line in lines)  # the report table
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert recorded["cudnn_eligible"] is True and recorded["settings"]["direction"] == "causal"
+
+
+def test_bad_settings_name_the_setting(tmp_path):
+    for change, setting in ((dict(direction="sideways"), "direction"), (dict(data="nowhere"), "data"),
+                            (dict(min_frames=9, frames=6), "min_frames")):
+        with pytest.raises(RunSetupError) as error:
+            train_frame_labeller_run(FrameLabellerRunConfig(**{**TINY, **change}), tmp_path / "run", verbose=0,
+                                     print_fn=lambda line: None)
+        assert error.value.setting == setting
