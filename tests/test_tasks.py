@@ -21,7 +21,7 @@ from rnn_toolkit.runs import TrainingConfig
 from rnn_toolkit.runs import folder as run_folder
 
 from cli_helpers import assert_usage_error, parse, run_cli, task_config
-from tiny_data import write_caption_folder, write_pairs, write_reviews, write_tiny_corpus
+from tiny_data import write_caption_folder, write_frame_folder, write_pairs, write_reviews, write_tiny_corpus
 
 TASKS = task_names()
 TASK_FILES = ("model.py", "run.py", "export.py", "client.py", "cli.py")
@@ -54,6 +54,14 @@ TINY = {
                  "--embedding-dim", "4", "--batch-size", "8", "--min-count", "1", "--precision",
                  "float32", "--sample-every", "0", "--patience", "9", "--cross-style", "none"],
         client=["images"],
+    ),
+    "frame_labeller": dict(
+        # Moving digits need no file; the client labels a folder of frame images.
+        data=lambda folder: ["--data", "moving_digits"] if write_frame_folder(folder / "frames") else [],
+        options=["--train-clips", "16", "--validation-clips", "4", "--test-clips", "4", "--frames", "5",
+                 "--min-frames", "3", "--frame-size", "32", "--units", "8", "--batch-size", "8",
+                 "--precision", "float32", "--patience", "9", "--no-baseline"],
+        client=["frames"],
     ),
 }
 

@@ -86,3 +86,17 @@ def write_caption_folder(folder, count=40, size=24):
         Image.fromarray(pixels, "RGBA").save(folder / f"{name}.png")
         (folder / f"{name}.txt").write_text(f"a {colour} {shape}\n{colour} {shape}\n", encoding="utf-8")
     return folder
+
+
+def write_frame_folder(folder, count=5, size=40):
+    """A folder of grey PNG frames (a bright square moving right on black): one clip."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        pixels = np.zeros((size, size), np.uint8)
+        left = 2 + 5 * index
+        pixels[10:22, left:left + 12] = 255
+        Image.fromarray(pixels).save(folder / f"frame_{index:03d}.png")
+    return folder

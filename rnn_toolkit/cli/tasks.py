@@ -12,6 +12,7 @@ TASK_MODULES = {
     "sentiment": "rnn_toolkit.tasks.sentiment.cli",
     "translator": "rnn_toolkit.tasks.translator.cli",
     "captioner": "rnn_toolkit.tasks.captioner.cli",
+    "frame_labeller": "rnn_toolkit.tasks.frame_labeller.cli",
 }
 
 DEFAULT_TASK = "char_lm"

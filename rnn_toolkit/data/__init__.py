@@ -15,6 +15,7 @@ Example:
 """
 
 from rnn_toolkit.data.caption_batches import caption_batches, image_batches
+from rnn_toolkit.data.clip_batches import clip_batches
 from rnn_toolkit.data.captioned_images import (
     CaptionedImages,
     load_captioned_images,
@@ -80,6 +81,7 @@ __all__ = [
     "consecutive_char_batches",
     "pipeline_options",
     "LabelledClips",
+    "clip_batches",
     "mnist_digits",
     "moving_digit_clips",
     "moving_digits",

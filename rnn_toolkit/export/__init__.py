@@ -9,6 +9,7 @@ tasks.
 from rnn_toolkit.saved_model import version_dir, write_saved_model
 from rnn_toolkit.tasks.captioner.export import CaptionerServing, export_captioner
 from rnn_toolkit.tasks.char_lm.export import CharLMServing, export_char_lm
+from rnn_toolkit.tasks.frame_labeller.export import FrameLabellerServing, export_frame_labeller
 from rnn_toolkit.tasks.sentiment.export import SentimentServing, export_sentiment
 from rnn_toolkit.tasks.translator.export import TranslatorServing, export_translator
 
@@ -16,6 +17,8 @@ __all__ = [
     "CaptionerServing",
     "export_captioner",
     "CharLMServing",
+    "FrameLabellerServing",
+    "export_frame_labeller",
     "SentimentServing",
     "TranslatorServing",
     "export_char_lm",

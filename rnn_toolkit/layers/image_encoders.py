@@ -304,7 +304,7 @@ def _assign_torch_weights(model, state):
 # === Small CNN ===
 
 
-def small_cnn(*, image_size=128, filters=(32, 64, 128, 256), name="small_cnn"):
+def small_cnn(*, image_size=128, filters=(32, 64, 128, 256), normalization="batch", name="small_cnn"):
     """A small convolutional encoder to train from scratch.
 
     Each entry of `filters` adds a block of 3x3 convolution, batch normalisation, ReLU
@@ -314,6 +314,12 @@ def small_cnn(*, image_size=128, filters=(32, 64, 128, 256), name="small_cnn"):
     Args:
         image_size: height and width of the input images, or `None` for any size.
         filters: channels of each block's convolution; the last is the grid's depth.
+        normalization: after each convolution, `"batch"` (batch normalisation), `"group"`
+            (group normalisation, 8 groups: each image normalised on its own, the same in
+            training and inference) or `"none"` (the convolutions get biases instead).
+            Batch statistics suit varied natural images; on frames that are mostly one
+            colour (digits on black) they swing from batch to batch, and a model trained
+            with them labels held-out frames far worse in inference than in training.
         name: the model's name.
 
     Returns:
@@ -338,6 +344,10 @@ def small_cnn(*, image_size=128, filters=(32, 64, 128, 256), name="small_cnn"):
             f"`filters` must be a non-empty sequence of positive integers; received filters={filters!r}."
         )
     filters = tuple(check_positive_int("filters", f) for f in filters)
+    if normalization not in ("batch", "group", "none"):
+        raise ValueError(
+            f"`normalization` must be 'batch', 'group' or 'none'; received normalization={normalization!r}."
+        )
     if image_size is not None and image_size < 2 ** len(filters):
         raise ValueError(
             f"`image_size` must be at least {2 ** len(filters)} for {len(filters)} pooling "
@@ -348,11 +358,14 @@ def small_cnn(*, image_size=128, filters=(32, 64, 128, 256), name="small_cnn"):
     images = _image_input(image_size)
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(images)
     for index, channels in enumerate(filters):
-        # No bias: the batch normalisation right after has its own shift.
+        # No bias before a normalisation: it has its own shift.
         x = keras.layers.Conv2D(
-            channels, 3, padding="same", use_bias=False, name=f"block_{index}_conv"
+            channels, 3, padding="same", use_bias=normalization == "none", name=f"block_{index}_conv"
         )(x)
-        x = keras.layers.BatchNormalization(name=f"block_{index}_bn")(x)
+        if normalization == "batch":
+            x = keras.layers.BatchNormalization(name=f"block_{index}_bn")(x)
+        elif normalization == "group":
+            x = keras.layers.GroupNormalization(groups=min(8, channels), name=f"block_{index}_gn")(x)
         x = keras.layers.ReLU(name=f"block_{index}_relu")(x)
         x = keras.layers.MaxPooling2D(2, name=f"block_{index}_pool")(x)
     return keras.Model(images, x, name=name)

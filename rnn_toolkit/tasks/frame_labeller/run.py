@@ -19,7 +19,7 @@ import time
 import keras
 import numpy as np
 
-from rnn_toolkit.data.clip_batches import PADDING_LABEL, clip_batches
+from rnn_toolkit.data.clip_batches import clip_batches
 from rnn_toolkit.data.moving_digits import moving_digits
 from rnn_toolkit.runs import FitData, RunSetupError, TaskRun, TrainingConfig, format_table, train_run
 from rnn_toolkit.tasks.frame_labeller.model import DIRECTIONS, build_frame_labeller

