@@ -43,6 +43,7 @@ benchmarks: install
 	$(BIN)/python benchmarks/captioner_self_critical.py
 	$(BIN)/python benchmarks/captioner_input_pipeline.py
 	$(BIN)/python benchmarks/captioner_serving_latency.py
+	$(BIN)/python benchmarks/frame_labeller_comparison.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
