@@ -7,6 +7,7 @@ task's own modules (never another task's).
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -99,7 +100,11 @@ def _labeller(model, loaded):
 
         return list(model.label_kinds), label
     signature = loaded.signatures["serving_default"]
-    kinds = [key[: -len("_labels")] for key in signature.structured_outputs if key.endswith("_labels")]
+    try:  # the model's order of the label kinds, from assets/labels.json
+        labels_file = Path(loaded.assets[0].asset_path.numpy().decode("utf-8"))
+        kinds = list(json.loads(labels_file.read_text(encoding="utf-8"))["label_kinds"])
+    except (AttributeError, IndexError, OSError, ValueError, KeyError):
+        kinds = sorted(key[: -len("_labels")] for key in signature.structured_outputs if key.endswith("_labels"))
 
     def label(frames):
         outputs = signature(frames=tf.constant(frames[np.newaxis]))

@@ -241,9 +241,13 @@ def format_results(info):
             rows.append((
                 MODEL_NAMES.get(model_name, model_name), kind, f"{entry['accuracy']:.1%}", f"{entry['macro_f1']:.3f}",
                 "-" if hidden is None else f"{hidden:.1%}",
-                f"{info.get('train_seconds_by_model', {}).get(model_name, 0):.0f}",
+                _seconds(info.get("train_seconds_by_model", {}).get(model_name)),
             ))
     return "held-out clips, per real frame:\n" + format_table(rows)
+
+
+def _seconds(value):
+    return "-" if value is None else f"{value:.0f}"
 
 
 def train_frame_labeller_run(config, run_dir, **options):
