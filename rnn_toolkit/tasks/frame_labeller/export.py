@@ -101,7 +101,7 @@ class FrameLabellerServing(tf.Module):
             features = self._features(pixels)
             # Keras' recurrent layers need at least one real frame per row: rows with
             # none are read as one frame long and blanked below.
-            logits = self.model._per_frame(features, mask=tf.sequence_mask(tf.maximum(lengths, 1), time))
+            logits = self.model.logits_from_features(features, mask=tf.sequence_mask(tf.maximum(lengths, 1), time))
             return [tf.nn.softmax(logits[kind]) for kind in self.kinds]
 
         def empty():

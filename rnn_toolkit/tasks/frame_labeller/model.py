@@ -211,7 +211,10 @@ class FrameLabeller(GradientClippingModel):
         pooled = ops.mean(ops.cast(grid, self.compute_dtype), axis=[1, 2])
         return tf.reshape(pooled, [shape[0], shape[1], self.feature_size])
 
-    def _per_frame(self, features, mask=None, training=None, initial_state=None, return_state=False):
+    def logits_from_features(self, features, mask=None, training=None, initial_state=None, return_state=False):
+        """Frame features `[batch, time, feature_size]` (from `frame_features`) -> `{kind:
+        logits}`; with `return_state`, also the recurrent stack's final state. The exported
+        model calls it on features the CNN computed in chunks."""
         features = self.feature_dropout(features, training=training)
         state = None
         if self.recurrent is None:
@@ -235,7 +238,7 @@ class FrameLabeller(GradientClippingModel):
         mask = None
         if lengths is not None:
             mask = tf.sequence_mask(lengths, tf.shape(features)[1])
-        return self._per_frame(features, mask=mask, training=training)
+        return self.logits_from_features(features, mask=mask, training=training)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -272,10 +275,10 @@ class FrameLabeller(GradientClippingModel):
             raise ValueError("A bidirectional frame labeller reads whole clips; it cannot stream.")
         features = self.frame_features(frames)
         if self.recurrent is None:
-            return self._per_frame(features), []
+            return self.logits_from_features(features), []
         if state is None:
             state = self.recurrent.get_initial_state(tf.shape(features)[0])
-        return self._per_frame(features, initial_state=state, return_state=True)
+        return self.logits_from_features(features, initial_state=state, return_state=True)
 
     # --- Config -------------------------------------------------------------------------------
 
