@@ -107,3 +107,27 @@ def test_bad_settings_name_the_setting(tmp_path):
             train_frame_labeller_run(FrameLabellerRunConfig(**{**TINY, **change}), tmp_path / "run", verbose=0,
                                      print_fn=lambda line: None)
         assert error.value.setting == setting
+
+
+def test_pingus_sequences_hold_out_the_left_facing_clips():
+    from rnn_toolkit.data.pingus import pingus, pingus_clips
+
+    clips = pingus_clips()
+    assert len(clips) == 43 and sum(len(c["frames"]) for c in clips) == 414
+    assert len({c["action"] for c in clips}) == 23
+    parts = pingus(clips=(4, 2, 30), min_frames=6, max_frames=8)
+    assert len(parts["test"]) == 30 and parts["train"].class_names == parts["test"].class_names
+    seen = [c["frames"] for c in clips if c["facing"] != "left"]
+    for frame in np.concatenate(parts["test"].frames):  # no held-out frame is a training frame
+        assert not any((frame == f).all(axis=(1, 2, 3)).any() for f in seen)
+    held_out_actions = {parts["test"].class_names["action"][i] for i in np.concatenate(parts["test"].labels["action"])}
+    assert held_out_actions <= {"basher", "boarder", "bridger", "bridger_walk", "climber", "drownfall", "drownwalk",
+                                "exit", "miner", "rocketlauncher", "slider", "walker"}
+    assert all(6 <= len(x) <= 8 for x in parts["train"].frames)
+
+
+@pytest.mark.slow
+def test_a_tiny_pingus_run(tmp_path):
+    config = FrameLabellerRunConfig(**{**TINY, "data": "pingus"})
+    _, info = train_frame_labeller_run(config, tmp_path / "run", verbose=0, print_fn=lambda line: None)
+    assert set(info["test"]["causal"]) == {"action"} and len(info["class_names"]["action"]) == 23

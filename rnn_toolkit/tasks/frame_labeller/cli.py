@@ -55,7 +55,9 @@ OPTION_HELP = {
     "units": "recurrent units per layer and direction",
     "dropout": "dropout on the frame features, between recurrent layers and before the heads",
     "data": "labelled clips: 'moving_digits' (the 5,000 real MNIST digits of a 1.4 MB PyPI wheel, "
-    "moving and bouncing, passing behind an occluder; labels: the digit and its direction of motion)",
+    "moving and bouncing, passing behind an occluder; labels: the digit and its direction of motion), "
+    "or 'pingus' (the 43 real sprite clips of 23 actions of Debian's pingus-data, 11 MB, chained into "
+    "sequences; label: the action; held-out sequences use the left-facing clips only)",
     "patience": "stop after N epochs without a lower validation loss; the best epoch's weights are kept",
     "split_seed": "fixes which digit images train, validate and test (evaluate recomputes them)",
 }

@@ -21,6 +21,7 @@ import numpy as np
 
 from rnn_toolkit.data.clip_batches import clip_batches
 from rnn_toolkit.data.moving_digits import moving_digits
+from rnn_toolkit.data.pingus import pingus
 from rnn_toolkit.runs import FitData, RunSetupError, TaskRun, TrainingConfig, format_table, train_run
 from rnn_toolkit.tasks.frame_labeller.model import DIRECTIONS, build_frame_labeller
 from rnn_toolkit.training import KeepBestWeights
@@ -28,7 +29,7 @@ from rnn_toolkit.training import KeepBestWeights
 TASK = "frame_labeller"
 BEST_WEIGHTS_FILE = "best.weights.h5"
 BASELINE_WEIGHTS_FILE = "baseline.weights.h5"
-DATA_NAMES = ("moving_digits",)
+DATA_NAMES = ("moving_digits", "pingus")
 
 # A resumed run must rebuild the same clips and model.
 _RESUME_SETTINGS = (
@@ -45,16 +46,16 @@ class FrameLabellerRunConfig(TrainingConfig):
     epochs: int = 20  # at most; early stopping usually ends sooner
     batch_size: int = 32  # clips per step
     learning_rate: float = 1e-3  # Adam
-    data: str = "moving_digits"  # "moving_digits" (real MNIST digits, synthetic motion)
-    train_clips: int = 2000  # moving digits: training clips
-    validation_clips: int = 300  # ... clips for early stopping
-    test_clips: int = 300  # ... held-out clips
+    data: str = "moving_digits"  # "moving_digits" (real MNIST digits, synthetic motion) or "pingus" (real sprite clips, chained)
+    train_clips: int = 2000  # training clips (Pingus: chained sequences)
+    validation_clips: int = 300  # clips for early stopping
+    test_clips: int = 300  # held-out clips
     frames: int = 20  # frames per clip (the most)
     min_frames: int = 12  # clip lengths are drawn from [min_frames, frames]
     frame_size: int = 64  # the side of the square frames the model reads
     occluder: bool = True  # moving digits pass behind an opaque bar
-    data_seed: int = 0  # fixes the clips' motion
-    split_seed: int = 0  # fixes which digit images train, validate and test
+    data_seed: int = 0  # fixes the clips' motion (Pingus: which clips are chained)
+    split_seed: int = 0  # fixes which digit images train, validate and test (Pingus: held out by facing)
     frame_encoder: str = "small_cnn"  # the per-frame CNN, trained from scratch
     cell: str = "lstm"  # "rnn", "lstm" or "gru"
     units: int = 128  # recurrent units per layer and direction
@@ -67,17 +68,19 @@ class FrameLabellerRunConfig(TrainingConfig):
 
 def load_clips(config):
     """`{"train", "validation", "test"}: LabelledClips` for `config.data`."""
-    if config.data != "moving_digits":
+    if config.data not in DATA_NAMES:
         raise RunSetupError("data", f"must be one of {', '.join(DATA_NAMES)}, got {config.data!r}")
     if config.min_frames > config.frames:
         raise RunSetupError("min_frames", f"must be <= frames ({config.frames}), got {config.min_frames}")
+    counts = (config.train_clips, config.validation_clips, config.test_clips)
     try:
+        if config.data == "pingus":
+            return pingus(counts, min_frames=config.min_frames, max_frames=config.frames, seed=config.data_seed)
         return moving_digits(
-            clips=(config.train_clips, config.validation_clips, config.test_clips),
-            frames=config.frames, min_frames=config.min_frames, size=max(config.frame_size, 32),
+            clips=counts, frames=config.frames, min_frames=config.min_frames, size=max(config.frame_size, 32),
             occluder=config.occluder, seed=config.data_seed, split_seed=config.split_seed,
         )
-    except ValueError as error:
+    except (ValueError, RuntimeError) as error:
         raise RunSetupError("data", str(error)) from error
 
 
@@ -158,11 +161,14 @@ class FrameLabellerRun(TaskRun):
         run.print_fn(f"Making {config.data!r} clips ...")
         run.data = load_clips(config)
         train = run.data["train"]
-        hidden = np.concatenate(train.subsets["hidden"]).mean() if "hidden" in train.subsets else 0.0
+        hidden = (
+            f"; {np.concatenate(train.subsets['hidden']).mean():.0%} of training frames hidden"
+            if "hidden" in train.subsets else ""
+        )
         run.print_fn(
             f"{len(train):,} training, {len(run.data['validation']):,} validation and "
             f"{len(run.data['test']):,} held-out clips of {config.min_frames}-{config.frames} frames "
-            f"(labels: {', '.join(train.label_kinds)}; {hidden:.0%} of training frames hidden)"
+            f"(labels: {', '.join(train.label_kinds)}{hidden})"
         )
 
     def datasets(self, run):
