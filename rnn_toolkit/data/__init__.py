@@ -33,6 +33,7 @@ from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespear
 from rnn_toolkit.data.dataset_options import pipeline_options
 from rnn_toolkit.data.labelled_clips import LabelledClips
 from rnn_toolkit.data.moving_digits import mnist_digits, moving_digit_clips, moving_digits
+from rnn_toolkit.data.pingus import pingus, pingus_clips, pingus_sequences
 from rnn_toolkit.data.parallel_text import (
     ParallelTexts,
     bible_verse_pairs,
@@ -85,6 +86,9 @@ __all__ = [
     "mnist_digits",
     "moving_digit_clips",
     "moving_digits",
+    "pingus",
+    "pingus_clips",
+    "pingus_sequences",
     "BINARY_CLASS_NAMES",
     "LabelledTexts",
     "document_sentences",
