@@ -131,3 +131,41 @@ def test_a_tiny_pingus_run(tmp_path):
     config = FrameLabellerRunConfig(**{**TINY, "data": "pingus"})
     _, info = train_frame_labeller_run(config, tmp_path / "run", verbose=0, print_fn=lambda line: None)
     assert set(info["test"]["causal"]) == {"action"} and len(info["class_names"]["action"]) == 23
+
+
+def _write_label_table(folder, videos=5, frames=4):
+    from PIL import Image
+
+    rows = ["video,frame,action,side"]
+    for v in range(videos):
+        (folder / f"clip{v}").mkdir(parents=True)
+        for f in range(frames):
+            Image.fromarray(np.full((20, 30, 3), 40 * f, np.uint8)).save(folder / f"clip{v}" / f"{f:02d}.png")
+            rows.append(f"clip{v},{f},{'run' if f % 2 else 'stand'},{'left' if v % 2 else 'right'}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder / "labels.csv"
+
+
+def test_a_label_table_of_frame_folders(tmp_path):
+    from rnn_toolkit.data.labelled_clips import read_labelled_frames
+
+    clips = read_labelled_frames(_write_label_table(tmp_path))
+    assert len(clips) == 5 and clips.clip_ids[0] == "clip0" and clips.frames[0].shape == (4, 20, 30, 3)
+    assert clips.class_names == {"action": ("run", "stand"), "side": ("left", "right")}
+    assert clips.labels["action"][0].tolist() == [1, 0, 1, 0] and clips.labels["side"][1].tolist() == [0] * 4
+    table = tmp_path / "labels.csv"
+    table.write_text("\n".join(table.read_text().splitlines()[:-1]) + "\n")  # the last frame unlabelled
+    with pytest.raises(ValueError, match="clip4' frame 3 has no label row"):
+        read_labelled_frames(table)
+    table.write_text("video,label\nclip0,run\n")
+    with pytest.raises(ValueError, match="video,frame"):
+        read_labelled_frames(table)
+
+
+@pytest.mark.slow
+def test_a_run_on_a_label_table_splits_by_video(tmp_path):
+    table = _write_label_table(tmp_path / "data", videos=8)
+    config = FrameLabellerRunConfig(**{**TINY, "data": str(table)})
+    _, info = train_frame_labeller_run(config, tmp_path / "run", verbose=0, print_fn=lambda line: None)
+    assert sum(info["clips"].values()) == 8 and info["clips"]["test"] >= 1
+    assert set(info["test"]["causal"]) == {"action", "side"}

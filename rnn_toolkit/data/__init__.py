@@ -31,7 +31,7 @@ from rnn_toolkit.data.images import decode_image, decode_image_batch
 from rnn_toolkit.data.cache import cache_dir, fetch_debian_package, fetch_pypi_distribution
 from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
 from rnn_toolkit.data.dataset_options import pipeline_options
-from rnn_toolkit.data.labelled_clips import LabelledClips
+from rnn_toolkit.data.labelled_clips import LabelledClips, read_labelled_frames
 from rnn_toolkit.data.moving_digits import mnist_digits, moving_digit_clips, moving_digits
 from rnn_toolkit.data.pingus import pingus, pingus_clips, pingus_sequences
 from rnn_toolkit.data.parallel_text import (
@@ -82,6 +82,7 @@ __all__ = [
     "consecutive_char_batches",
     "pipeline_options",
     "LabelledClips",
+    "read_labelled_frames",
     "clip_batches",
     "mnist_digits",
     "moving_digit_clips",

@@ -86,3 +86,80 @@ class LabelledClips:
             subsets={name: tuple(values[i] for i in indices) for name, values in self.subsets.items()},
             clip_ids=tuple(self.clip_ids[i] for i in indices) if self.clip_ids else (),
         )
+
+
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+
+
+def read_labelled_frames(table):
+    """Clips from a label table: one row per frame, `video,frame,<label columns...>`.
+
+    `video` names a folder of frame images (PNG, JPEG, GIF or BMP, in name order),
+    relative to the table's folder; `frame` is the 0-based index of the frame in that
+    order; every further column is a label kind (its header is the kind's name, its
+    values the class names, sorted). Every frame of every named folder needs a row.
+
+    Args:
+        table: the path of the CSV file (with a header row).
+
+    Returns:
+        `LabelledClips` with uint8 RGB frames, clips in the table's order of first
+        appearance, `clip_ids` the folder names.
+
+    Raises:
+        ValueError: naming the row, video or frame for a missing column, a frame index
+            out of range, a frame labelled twice or not at all, or frames of different sizes.
+        FileNotFoundError: for a table or video folder that does not exist.
+    """
+    import csv
+    import pathlib
+
+    from PIL import Image
+
+    table = pathlib.Path(table)
+    if not table.is_file():
+        raise FileNotFoundError(f"No such label table: {str(table)!r}.")
+    with open(table, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    header = list(rows[0]) if rows else []
+    if len(header) < 3 or header[:2] != ["video", "frame"]:
+        raise ValueError(f"{str(table)!r} must start with the columns video,frame and have a label column; it has {header}.")
+    kinds = header[2:]
+    videos = {}
+    for number, row in enumerate(rows, start=2):
+        try:
+            frame = int(row["frame"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{str(table)!r} line {number}: frame must be an integer, got {row['frame']!r}.") from None
+        labels = videos.setdefault(row["video"], {})
+        if frame in labels:
+            raise ValueError(f"{str(table)!r} line {number}: {row['video']!r} frame {frame} is labelled twice.")
+        labels[frame] = [row[kind] for kind in kinds]
+    class_names = {kind: tuple(sorted({labels[f][k] for labels in videos.values() for f in labels}))
+                   for k, kind in enumerate(kinds)}
+    index = {kind: {name: i for i, name in enumerate(names)} for kind, names in class_names.items()}
+    frames, per_kind = [], {kind: [] for kind in kinds}
+    for video, labels in videos.items():
+        folder = table.parent / video
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{str(table)!r}: no folder of frames for video {video!r} ({str(folder)!r}).")
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
+        missing = sorted(set(range(len(files))) - set(labels))
+        extra = sorted(set(labels) - set(range(len(files))))
+        if extra:
+            raise ValueError(f"{str(table)!r}: video {video!r} has {len(files)} frames; frame {extra[0]} is out of range.")
+        if missing:
+            raise ValueError(f"{str(table)!r}: video {video!r} frame {missing[0]} has no label row.")
+        images = []
+        for file in files:
+            with Image.open(file) as image:
+                images.append(np.asarray(image.convert("RGB")))
+        if len({image.shape for image in images}) != 1:
+            raise ValueError(f"{str(table)!r}: the frames of video {video!r} differ in size.")
+        frames.append(np.stack(images))
+        for k, kind in enumerate(kinds):
+            per_kind[kind].append(np.array([index[kind][labels[f][k]] for f in range(len(files))], np.int32))
+    return LabelledClips(
+        frames=tuple(frames), labels={kind: tuple(v) for kind, v in per_kind.items()}, class_names=class_names,
+        clip_ids=tuple(videos),
+    )

@@ -7,6 +7,7 @@ task's own modules (never another task's).
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rnn_toolkit.cli import loading
-from rnn_toolkit.cli.options import UsageError, int_in_range, option, positive_int, print_line
+from rnn_toolkit.cli.options import UsageError, absolute_data, int_in_range, option, positive_int, print_line
 from rnn_toolkit.cli.registration import TaskCommands, Verb, VerbOption
 from rnn_toolkit.runs import config_from_settings
 from rnn_toolkit.tasks.frame_labeller.model import DIRECTIONS
@@ -57,18 +58,22 @@ OPTION_HELP = {
     "data": "labelled clips: 'moving_digits' (the 5,000 real MNIST digits of a 1.4 MB PyPI wheel, "
     "moving and bouncing, passing behind an occluder; labels: the digit and its direction of motion), "
     "or 'pingus' (the 43 real sprite clips of 23 actions of Debian's pingus-data, 11 MB, chained into "
-    "sequences; label: the action; held-out sequences use the left-facing clips only)",
+    "sequences; label: the action; held-out sequences use unseen left-facing clips only), or a .csv "
+    "table video,frame,label[,label...]: video is a folder of frame images beside the table, frame "
+    "its 0-based index in name order, every further column a label kind (split by video: "
+    "--validation-fraction, --heldout-fraction)",
     "patience": "stop after N epochs without a lower validation loss; the best epoch's weights are kept",
     "split_seed": "fixes which digit images train, validate and test (evaluate recomputes them)",
 }
 
 
 def _prepare_config(config):
-    if config.data not in DATA_NAMES:
-        raise UsageError("--data", f"must be one of {', '.join(DATA_NAMES)}, got {config.data!r}")
+    if config.data not in DATA_NAMES and not config.data.endswith(".csv"):
+        raise UsageError("--data", f"must be one of {', '.join(DATA_NAMES)} or a video,frame,label .csv table, got {config.data!r}")
     if config.min_frames > config.frames:
         raise UsageError("--min-frames", f"must be <= --frames ({config.frames}), got {config.min_frames}")
-    return config
+    # run.json records a table by its absolute path (evaluate finds it from anywhere).
+    return dataclasses.replace(config, data=absolute_data(config.data, DATA_NAMES))
 
 
 # --- export --------------------------------------------------------------------------------
@@ -213,8 +218,6 @@ EVALUATE_HELP = (
 
 
 def _evaluate(args, source):
-    import dataclasses
-
     from rnn_toolkit.data.clip_batches import clip_batches
     from rnn_toolkit.tasks.frame_labeller.run import format_results, frame_scores, load_clips, predict_labels
 

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from rnn_toolkit.data.clip_batches import clip_batches
+from rnn_toolkit.data.labelled_clips import read_labelled_frames
 from rnn_toolkit.data.moving_digits import moving_digits
 from rnn_toolkit.data.pingus import pingus
 from rnn_toolkit.runs import FitData, RunSetupError, TaskRun, TrainingConfig, format_table, train_run
@@ -34,7 +35,7 @@ DATA_NAMES = ("moving_digits", "pingus")
 # A resumed run must rebuild the same clips and model.
 _RESUME_SETTINGS = (
     "data", "train_clips", "validation_clips", "test_clips", "frames", "min_frames", "frame_size",
-    "occluder", "data_seed", "split_seed", "frame_encoder", "cell", "units", "num_layers", "direction",
+    "occluder", "data_seed", "split_seed", "validation_fraction", "heldout_fraction", "frame_encoder", "cell", "units", "num_layers", "direction",
     "dropout", "batch_size", "learning_rate", "clip_norm", "precision", "seed",
 )
 
@@ -55,7 +56,9 @@ class FrameLabellerRunConfig(TrainingConfig):
     frame_size: int = 64  # the side of the square frames the model reads
     occluder: bool = True  # moving digits pass behind an opaque bar
     data_seed: int = 0  # fixes the clips' motion (Pingus: which clips are chained)
-    split_seed: int = 0  # fixes which digit images train, validate and test (Pingus: held out by facing)
+    split_seed: int = 0  # fixes which digit images (a label table: which videos) train, validate and test
+    validation_fraction: float = 0.15  # a label table: share of its videos used for early stopping
+    heldout_fraction: float = 0.15  # a label table: share of its videos held out for the scores
     frame_encoder: str = "small_cnn"  # the per-frame CNN, trained from scratch
     cell: str = "lstm"  # "rnn", "lstm" or "gru"
     units: int = 128  # recurrent units per layer and direction
@@ -68,20 +71,41 @@ class FrameLabellerRunConfig(TrainingConfig):
 
 def load_clips(config):
     """`{"train", "validation", "test"}: LabelledClips` for `config.data`."""
-    if config.data not in DATA_NAMES:
-        raise RunSetupError("data", f"must be one of {', '.join(DATA_NAMES)}, got {config.data!r}")
+    if config.data not in DATA_NAMES and not config.data.endswith(".csv"):
+        raise RunSetupError(
+            "data", f"must be one of {', '.join(DATA_NAMES)} or a video,frame,label .csv table, got {config.data!r}"
+        )
     if config.min_frames > config.frames:
         raise RunSetupError("min_frames", f"must be <= frames ({config.frames}), got {config.min_frames}")
     counts = (config.train_clips, config.validation_clips, config.test_clips)
     try:
+        if config.data.endswith(".csv"):
+            return split_clips(read_labelled_frames(config.data), config)
         if config.data == "pingus":
             return pingus(counts, min_frames=config.min_frames, max_frames=config.frames, seed=config.data_seed)
         return moving_digits(
             clips=counts, frames=config.frames, min_frames=config.min_frames, size=max(config.frame_size, 32),
             occluder=config.occluder, seed=config.data_seed, split_seed=config.split_seed,
         )
-    except (ValueError, RuntimeError) as error:
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
         raise RunSetupError("data", str(error)) from error
+
+
+def split_clips(clips, config):
+    """A label table's videos split at random (seeded) into training, validation and
+    held-out shares; each share gets at least one video."""
+    if len(clips) < 3:
+        raise ValueError(f"a label table needs at least 3 videos (training, validation, held-out); it has {len(clips)}")
+    order = np.random.default_rng(config.split_seed).permutation(len(clips))
+    test = max(1, int(round(config.heldout_fraction * len(clips))))
+    validation = max(1, int(round(config.validation_fraction * len(clips))))
+    if test + validation >= len(clips):
+        raise ValueError(f"{len(clips)} videos leave none for training after {validation} validation and {test} held out")
+    return {
+        "train": clips.subset(order[test + validation:]),
+        "validation": clips.subset(order[test:test + validation]),
+        "test": clips.subset(order[:test]),
+    }
 
 
 def build_model(class_names, config, direction=None):
@@ -158,7 +182,7 @@ class FrameLabellerRun(TaskRun):
                 "frame_encoder", f"must be 'small_cnn' or 'efficientnet_lite0', got {config.frame_encoder!r} "
                 "(from Python, build_frame_labeller takes any Keras image model)",
             )
-        run.print_fn(f"Making {config.data!r} clips ...")
+        run.print_fn(f"Loading {config.data!r} clips ...")
         run.data = load_clips(config)
         train = run.data["train"]
         hidden = (
@@ -167,7 +191,7 @@ class FrameLabellerRun(TaskRun):
         )
         run.print_fn(
             f"{len(train):,} training, {len(run.data['validation']):,} validation and "
-            f"{len(run.data['test']):,} held-out clips of {config.min_frames}-{config.frames} frames "
+            f"{len(run.data['test']):,} held-out clips of {train.lengths.min()}-{train.lengths.max()} frames "
             f"(labels: {', '.join(train.label_kinds)}{hidden})"
         )
 
