@@ -77,7 +77,6 @@ def test_a_causal_label_depends_on_earlier_frames_only():
     for direction, later_matters in (("causal", False), ("bidirectional", True), ("none", False)):
         model = tiny(direction)
         before, after = model(clip)["digit"].numpy(), model(changed)["digit"].numpy()
-        np.testing.assert_allclose(before[:, :5], after[:, :5], atol=1e-6) if not later_matters else None
         assert later_matters == (not np.allclose(before[:, :5], after[:, :5], atol=1e-6)), direction
         assert not np.allclose(before[:, 5:], after[:, 5:], atol=1e-6)
     # The recurrence carries what it saw: a causal model's later labels change too.

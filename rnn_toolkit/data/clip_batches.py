@@ -99,19 +99,26 @@ def clip_batches(clips, *, batch_size, frame_size, shuffle=True, seed=None):
 
 def resize_frames(frames, frame_size):
     """uint8 frames `[time, h, w, c]` -> uint8 `[time, frame_size, frame_size, c]`
-    (unchanged when already that size; area averaging when shrinking, bilinear otherwise)."""
-    shape = tf.shape(frames)
+    (see `resize_square`)."""
+    out = tf.cast(tf.clip_by_value(resize_square(frames, frame_size), 0, 255), tf.uint8)
+    return tf.ensure_shape(out, [None, frame_size, frame_size, frames.shape[-1]])
+
+
+def resize_square(frames, frame_size):
+    """Frames `[n, h, w, c]` (any dtype) -> float32 `[n, frame_size, frame_size, c]` with
+    whole pixel values: unchanged when already that size, area averaging when shrinking,
+    bilinear otherwise. The training pipeline and the exported model resize alike."""
+    pixels = tf.cast(frames, tf.float32)
+    shape = tf.shape(pixels)
     same = tf.logical_and(tf.equal(shape[1], frame_size), tf.equal(shape[2], frame_size))
+    shrink = tf.logical_and(shape[1] >= frame_size, shape[2] >= frame_size)
 
     def resized():
-        shrink = tf.logical_and(shape[1] >= frame_size, shape[2] >= frame_size)
-        pixels = tf.cast(frames, tf.float32)
-        out = tf.cond(
+        return tf.round(tf.cond(
             shrink,
             lambda: tf.image.resize(pixels, [frame_size, frame_size], method="area"),
             lambda: tf.image.resize(pixels, [frame_size, frame_size], method="bilinear"),
-        )
-        return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+        ))
 
-    out = tf.cond(same, lambda: tf.identity(frames), resized)
+    out = tf.cond(same, lambda: pixels, resized)
     return tf.ensure_shape(out, [None, frame_size, frame_size, frames.shape[-1]])

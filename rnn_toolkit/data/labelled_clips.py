@@ -91,6 +91,36 @@ class LabelledClips:
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 
 
+def read_frame_folder(folder):
+    """uint8 RGB frames `[time, h, w, 3]` of the images in `folder`, in name order.
+
+    Raises:
+        FileNotFoundError: if `folder` is not a folder.
+        ValueError: if it holds no PNG, JPEG, GIF or BMP file, one of them is not a
+            readable image, or the frames differ in size.
+    """
+    import pathlib
+
+    from PIL import Image
+
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No such folder of frames: {str(folder)!r}.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
+    if not files:
+        raise ValueError(f"The folder {str(folder)!r} holds no PNG, JPEG, GIF or BMP frame.")
+    frames = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                frames.append(np.asarray(image.convert("RGB")))
+        except OSError as error:
+            raise ValueError(f"{str(file)!r} is not a readable image ({error}).") from None
+    if len({frame.shape for frame in frames}) != 1:
+        raise ValueError(f"The frames in {str(folder)!r} differ in size.")
+    return np.stack(frames)
+
+
 def read_labelled_frames(table):
     """Clips from a label table: one row per frame, `video,frame,<label columns...>`.
 
@@ -113,8 +143,6 @@ def read_labelled_frames(table):
     """
     import csv
     import pathlib
-
-    from PIL import Image
 
     table = pathlib.Path(table)
     if not table.is_file():
@@ -143,22 +171,19 @@ def read_labelled_frames(table):
         folder = table.parent / video
         if not folder.is_dir():
             raise FileNotFoundError(f"{str(table)!r}: no folder of frames for video {video!r} ({str(folder)!r}).")
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
-        missing = sorted(set(range(len(files))) - set(labels))
-        extra = sorted(set(labels) - set(range(len(files))))
+        try:
+            clip = read_frame_folder(folder)
+        except ValueError as error:
+            raise ValueError(f"{str(table)!r}: video {video!r}: {error}") from None
+        extra = sorted(set(labels) - set(range(len(clip))))
+        missing = sorted(set(range(len(clip))) - set(labels))
         if extra:
-            raise ValueError(f"{str(table)!r}: video {video!r} has {len(files)} frames; frame {extra[0]} is out of range.")
+            raise ValueError(f"{str(table)!r}: video {video!r} has {len(clip)} frames; frame {extra[0]} is out of range.")
         if missing:
             raise ValueError(f"{str(table)!r}: video {video!r} frame {missing[0]} has no label row.")
-        images = []
-        for file in files:
-            with Image.open(file) as image:
-                images.append(np.asarray(image.convert("RGB")))
-        if len({image.shape for image in images}) != 1:
-            raise ValueError(f"{str(table)!r}: the frames of video {video!r} differ in size.")
-        frames.append(np.stack(images))
+        frames.append(clip)
         for k, kind in enumerate(kinds):
-            per_kind[kind].append(np.array([index[kind][labels[f][k]] for f in range(len(files))], np.int32))
+            per_kind[kind].append(np.array([index[kind][labels[f][k]] for f in range(len(clip))], np.int32))
     return LabelledClips(
         frames=tuple(frames), labels={kind: tuple(v) for kind, v in per_kind.items()}, class_names=class_names,
         clip_ids=tuple(videos),

@@ -14,6 +14,7 @@ Imports from rnn_toolkit: data.
 """
 
 import io
+import posixpath
 import re
 
 import numpy as np
@@ -54,8 +55,7 @@ def pingus_clips():
         relative = path[len(_PREFIX):]
         folder, _, name = relative.rpartition("/")
         image, (x, y), (columns, rows), (width, height) = _sprite_fields(files[path].decode("utf-8"))
-        sheet_path = _PREFIX + "/".join(part for part in (folder, image) if part)
-        sheet_path = re.sub(r"[^/]+/\.\./", "", sheet_path)
+        sheet_path = posixpath.normpath(posixpath.join(_PREFIX, folder, image))
         if sheet_path not in sheets:
             with Image.open(io.BytesIO(files[sheet_path])) as sheet:
                 sheets[sheet_path] = np.asarray(sheet.convert("RGBA"))

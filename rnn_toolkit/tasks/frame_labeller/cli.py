@@ -27,7 +27,6 @@ from rnn_toolkit.tasks.frame_labeller.run import (
 
 NAME = "frame_labeller"
 ENCODERS = ("small_cnn", "efficientnet_lite0")
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
 
 TRAIN_OPTIONS = (
@@ -125,21 +124,12 @@ def read_clip(path):
     images (in name order)."""
     path = Path(path)
     if path.is_dir():
-        from PIL import Image
+        from rnn_toolkit.data.labelled_clips import read_frame_folder
 
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
-        if not files:
-            raise UsageError("VIDEO_OR_FOLDER", f"the folder {str(path)!r} holds no PNG, JPEG, GIF or BMP frame")
-        frames = []
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    frames.append(np.asarray(image.convert("RGB")))
-            except OSError as error:
-                raise UsageError("VIDEO_OR_FOLDER", f"{str(file)!r} is not a readable image ({error})") from None
-        if len({frame.shape for frame in frames}) != 1:
-            raise UsageError("VIDEO_OR_FOLDER", f"the frames in {str(path)!r} differ in size")
-        return np.stack(frames)
+        try:
+            return read_frame_folder(path)
+        except ValueError as error:
+            raise UsageError("VIDEO_OR_FOLDER", str(error).rstrip(".")) from None
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         try:
             import cv2

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from rnn_toolkit.data.clip_batches import resize_square
 from rnn_toolkit.data.images import decode_image_batch
 from rnn_toolkit.saved_model import version_dir, write_saved_model
 
@@ -47,7 +48,9 @@ def as_rgb(frames):
     with tf.control_dependencies([check, tf.debugging.assert_positive(channels, message="frames have no channels")]):
         pixels = tf.cast(frames, tf.float32)
     grey = tf.repeat(pixels[..., :1], 3, axis=-1)
-    return tf.cond(channels >= 3, lambda: pixels[..., :3], lambda: grey)
+    rgb = tf.cond(channels >= 3, lambda: pixels[..., :3], lambda: grey)
+    rgb.set_shape(frames.shape[:-1].concatenate([3]))
+    return rgb
 
 
 class FrameLabellerServing(tf.Module):
@@ -59,23 +62,6 @@ class FrameLabellerServing(tf.Module):
         self.assets = [tf.saved_model.Asset(str(path)) for path in asset_files]
         self.kinds = model.label_kinds
         self.names = {kind: tf.constant(list(model.class_names[kind])) for kind in self.kinds}
-
-    def _square(self, frames):
-        """float32 frames `[n, h, w, 3]` -> `[n, S, S, 3]` as the training pipeline resizes them."""
-        size = self.model.frame_size
-        shape = tf.shape(frames)
-        shrink = tf.logical_and(shape[1] >= size, shape[2] >= size)
-        same = tf.logical_and(tf.equal(shape[1], size), tf.equal(shape[2], size))
-        resized = tf.cond(
-            same,
-            lambda: frames,
-            lambda: tf.cond(
-                shrink,
-                lambda: tf.image.resize(frames, [size, size], method="area"),
-                lambda: tf.image.resize(frames, [size, size], method="bilinear"),
-            ),
-        )
-        return tf.ensure_shape(tf.round(resized), [None, size, size, 3])
 
     def _features(self, pixels):
         """float32 frames `[batch, time, S, S, 3]` -> features `[batch, time, F]`, CHUNK_FRAMES at a time."""
@@ -122,7 +108,7 @@ class FrameLabellerServing(tf.Module):
         shape = tf.shape(frames)
         flat = as_rgb(tf.reshape(frames, tf.concat([[-1], shape[2:]], axis=0)))
         size = self.model.frame_size
-        flat = tf.cond(tf.shape(flat)[0] > 0, lambda: self._square(flat), lambda: tf.zeros([0, size, size, 3]))
+        flat = tf.cond(tf.shape(flat)[0] > 0, lambda: resize_square(flat, size), lambda: tf.zeros([0, size, size, 3]))
         return tf.reshape(flat, [shape[0], shape[1], size, size, 3])
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, None], tf.uint8, name="frames")], autograph=False)
@@ -165,7 +151,7 @@ class FrameLabellerServing(tf.Module):
         return outputs
 
     def step(self, frame, state):
-        pixels = self._square(as_rgb(frame))
+        pixels = resize_square(as_rgb(frame), self.model.frame_size)
         states = self._unflatten(state)
         logits, new_states = self.model.step(pixels, states)
         outputs = {}
