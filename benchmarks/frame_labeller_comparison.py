@@ -9,7 +9,11 @@ changed. The causal run also trains the frame-only baseline (the same CNN and he
 recurrence) on the same split, as every run does by default; the bidirectional run skips
 it (it would be the same model again). `pingus-causal` trains on the Pingus sequences (600 /
 100 / 200 sequences of 12-24 frames at 48 px; held-out sequences chain only clips no training
-sequence shows), with its frame-only baseline.
+sequence shows), with its frame-only baseline. `flare-causal` trains on the Flare enemies'
+sequences (1,200 / 150 / 300 sequences of 12-20 frames at 64 px, one character seen from one
+direction each; held-out sequences show characters no training sequence shows), with its
+frame-only baseline. `pingus-bidirectional` and `flare-bidirectional` are the same runs with a
+bidirectional stack and no second baseline.
 
 Reported per model and label kind (digit, direction): accuracy and macro-F1 over every real
 held-out frame, the digit's accuracy on the frames where it is hidden behind the occluder,
@@ -37,11 +41,18 @@ from rnn_toolkit.tasks.frame_labeller.run import FrameLabellerRunConfig, format_
 
 PINGUS = dict(data="pingus", train_clips=600, validation_clips=100, test_clips=200, frames=24, min_frames=12,
               frame_size=48)
+# ~38 steps an epoch: about 10 minutes for each of the two models on 2 cores.
+FLARE = dict(data="flare", train_clips=1200, validation_clips=150, test_clips=300, frames=20, min_frames=12,
+             frame_size=64)
 VARIANTS = {
     "causal": {"direction": "causal"},
     "bidirectional": {"direction": "bidirectional", "baseline": False},
     # The Pingus penguin's real sprite clips, chained; held-out sequences use unseen clips.
     "pingus-causal": {"direction": "causal", **PINGUS},
+    # The Flare enemies' real pre-rendered clips, chained; held-out sequences show unseen characters.
+    "flare-causal": {"direction": "causal", **FLARE},
+    "pingus-bidirectional": {"direction": "bidirectional", "baseline": False, **PINGUS},
+    "flare-bidirectional": {"direction": "bidirectional", "baseline": False, **FLARE},
 }
 QUICK_SETTINGS = dict(train_clips=48, validation_clips=8, test_clips=8, frames=6, min_frames=4, frame_size=32,
                       units=8, epochs=1)

@@ -152,3 +152,85 @@ def test_it_learns_real_moving_digits_and_saves(tmp_path):
 def test_the_builder_is_public():
     assert rnn_toolkit.build_frame_labeller is build_frame_labeller
     assert rnn_toolkit.models.FrameLabeller is FrameLabeller
+
+
+# --- One label per clip as well (many-to-one from the same parts) ---------------------------
+
+CLIP_KINDS = {"digit": KINDS["digit"]}
+
+
+def tiny_with_clip(direction="causal", **kwargs):
+    return tiny(direction, clip_class_names=CLIP_KINDS, **kwargs)
+
+
+@pytest.mark.parametrize("direction", ["causal", "bidirectional", "none"])
+def test_a_clip_head_per_clip_kind_leaves_the_frame_labels_alone(direction):
+    model = tiny_with_clip(direction)
+    inputs = {"frames": frames(), "lengths": np.array([7, 4])}
+    logits = model(inputs)
+    assert {k: tuple(v.shape) for k, v in logits.items()} == {
+        "digit": (2, 7, 10), "direction": (2, 7, 4), "clip_digit": (2, 10)}
+    assert logits["clip_digit"].dtype == "float32" and model.clip_label_kinds == ("digit",)
+    # The same seed without clip heads: the same frame logits.
+    plain = tiny(direction)(inputs)
+    assert set(plain) == set(KINDS)
+    for kind in KINDS:
+        np.testing.assert_allclose(logits[kind], plain[kind], atol=1e-6)
+    if direction != "none":
+        assert model.recurrent.cudnn_eligible
+    # A list of names is one clip label kind, "label".
+    assert build_frame_labeller(KINDS, clip_class_names=["a", "b"], **TINY).clip_label_kinds == ("label",)
+
+
+def test_bad_clip_class_names_are_named():
+    with pytest.raises(ValueError, match="clip_class_names"):
+        tiny(clip_class_names={"digit": ["0"]})
+    with pytest.raises(ValueError, match="clip_digit"):  # the output would clash with a frame kind's
+        build_frame_labeller({"clip_digit": ["a", "b"]}, clip_class_names={"digit": ["a", "b"]}, **TINY)
+
+
+@pytest.mark.parametrize("direction", ["causal", "bidirectional", "none"])
+def test_the_clip_summary_reads_the_real_frames_only(direction):
+    model = tiny_with_clip(direction)
+    clip = frames(batch=1, time=4)
+    alone = model({"frames": clip, "lengths": np.array([4])})["clip_digit"]
+    for seed in (1, 2):  # other padding, the same clip label
+        padded = np.concatenate([clip, frames(batch=1, time=3, seed=seed)], axis=1)
+        np.testing.assert_allclose(model({"frames": padded, "lengths": np.array([4])})["clip_digit"], alone, atol=1e-5)
+    # ... and every real frame counts: the first frame changes it.
+    changed = clip.copy()
+    changed[:, 0] = 255 - changed[:, 0]
+    assert not np.allclose(model({"frames": changed, "lengths": np.array([4])})["clip_digit"], alone, atol=1e-6)
+
+
+@pytest.mark.parametrize("direction", ["causal", "none"])
+def test_a_stream_has_the_offline_clip_label_of_the_frames_so_far(direction):
+    model = tiny_with_clip(direction, cell="gru", num_layers=2)
+    clip = frames(batch=2, time=6)
+    so_far = [model({"frames": clip, "lengths": np.array([t + 1, t + 1])})["clip_digit"] for t in range(6)]
+    state = model.initial_state(2)
+    for t in range(6):
+        logits, state = model.step(clip[:, t], state)
+        np.testing.assert_allclose(logits["clip_digit"], so_far[t], atol=1e-5)
+    # In chunks with the state carried (a frame-only model carries the sum and count).
+    first, state = model.label_stream(clip[:, :4])
+    second, _ = model.label_stream(clip[:, 4:], state)
+    running = np.concatenate([first["clip_digit"], second["clip_digit"]], axis=1)
+    assert running.shape == (2, 6, 10)
+    np.testing.assert_allclose(running, np.stack(so_far, axis=1), atol=1e-5)
+
+
+def test_the_clip_heads_train_and_survive_the_config_round_trip():
+    model = tiny_with_clip("bidirectional")
+    x = {"frames": frames(batch=4, time=5), "lengths": np.array([5, 3, 2, 5])}
+    y = {"digit": np.where(np.arange(5) < x["lengths"][:, None], 1, PADDING_LABEL),
+         "direction": np.where(np.arange(5) < x["lengths"][:, None], 2, PADDING_LABEL),
+         "clip_digit": np.array([1, 1, 1, 1])}
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0).history
+    assert {"clip_digit_loss", "clip_digit_accuracy", "digit_accuracy"} <= set(history)
+    copy = FrameLabeller.from_config(model.get_config())
+    copy.build()
+    copy.set_weights(model.get_weights())
+    assert copy.clip_class_names == {"digit": tuple(KINDS["digit"])} and copy.direction == "bidirectional"
+    np.testing.assert_allclose(copy(x)["clip_digit"], model(x)["clip_digit"], atol=1e-6)
+    assert tiny().get_config()["clip_class_names"] is None

@@ -10,6 +10,7 @@ from rnn_toolkit.data.labelled_clips import LabelledClips
 from rnn_toolkit.runs import RunSetupError
 from rnn_toolkit.tasks.frame_labeller.run import (
     FrameLabellerRunConfig,
+    format_results,
     frame_scores,
     macro_f1,
     train_frame_labeller_run,
@@ -85,28 +86,66 @@ def test_scores_per_kind_subset_and_frame_index():
 
 @pytest.mark.slow
 def test_a_tiny_run_scores_the_recurrent_model_and_the_frame_only_baseline(tmp_path):
-    config = FrameLabellerRunConfig(**TINY)
+    config = FrameLabellerRunConfig(**TINY, clip_labels="digit")  # and the digit once per clip
     lines = []
     model, info = train_frame_labeller_run(config, tmp_path / "run", verbose=0, print_fn=lines.append)
     assert info["status"] == "finished" and info["clips"] == {"train": 24, "validation": 8, "test": 8}
     assert set(info["test"]) == {"causal", "none"}
     for scores in info["test"].values():
-        assert set(scores) == {"digit", "direction"}
+        assert set(scores) == {"digit", "direction", "clip_digit"}
         assert 0 <= scores["digit"]["accuracy"] <= 1 and len(scores["digit"]["by_frame"]) == 6
         assert "hidden_accuracy" in scores["digit"]
+        assert scores["clip_digit"]["clips"] == 8 and 0 <= scores["clip_digit"]["macro_f1"] <= 1
+    assert model.clip_label_kinds == ("digit",)
     assert (tmp_path / "run" / "baseline.weights.h5").is_file()
     assert any("frame-only" in line for line in lines)  # the report table
+    assert any("one label per clip" in line for line in lines)
     recorded = json.loads((tmp_path / "run" / "run.json").read_text())
     assert recorded["cudnn_eligible"] is True and recorded["settings"]["direction"] == "causal"
+    assert recorded["test"]["none"]["clip_digit"] == info["test"]["none"]["clip_digit"]
 
 
 def test_bad_settings_name_the_setting(tmp_path):
     for change, setting in ((dict(direction="sideways"), "direction"), (dict(data="nowhere"), "data"),
-                            (dict(min_frames=9, frames=6), "min_frames")):
+                            (dict(min_frames=9, frames=6), "min_frames"), (dict(clip_labels="colour"), "clip_labels")):
         with pytest.raises(RunSetupError) as error:
             train_frame_labeller_run(FrameLabellerRunConfig(**{**TINY, **change}), tmp_path / "run", verbose=0,
                                      print_fn=lambda line: None)
         assert error.value.setting == setting
+
+
+def test_a_clip_label_must_stay_the_same_within_every_clip(tmp_path):
+    # A moving digit's direction changes when it bounces: it is no label of the whole clip.
+    with pytest.raises(RunSetupError, match="direction' changes within clip") as error:
+        train_frame_labeller_run(FrameLabellerRunConfig(**TINY, clip_labels="digit, direction"), tmp_path / "run",
+                                 verbose=0, print_fn=lambda line: None)
+    assert error.value.setting == "clip_labels"
+
+
+def test_batches_give_a_clip_label_per_clip():
+    data = clips()
+    _, labels = next(iter(clip_batches(data, batch_size=3, frame_size=32, shuffle=False, clip_kinds=["side"])))
+    assert labels["clip_side"].dtype == "int32" and labels["clip_side"].numpy().tolist() == [1, 1, 1]
+    assert set(labels) == {"action", "side", "clip_side"}
+    assert data.clip_labels("side").tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="'action' changes within clip 'c0'"):
+        clip_batches(data, batch_size=3, frame_size=32, clip_kinds=["action"])
+    with pytest.raises(ValueError, match="no label kind 'colour'"):
+        data.clip_labels("colour")
+
+
+def test_clip_scores_and_their_table():
+    data = clips(lengths=(3, 2, 4))
+    predicted = {kind: list(values) for kind, values in data.labels.items()}
+    predicted["clip_side"] = np.array([1, 0, 1])
+    scores = frame_scores(data, predicted)
+    assert scores["clip_side"] == {"accuracy": pytest.approx(2 / 3), "macro_f1": pytest.approx((0 + 0.8) / 2),
+                                   "clips": 3}
+    assert scores["side"]["accuracy"] == 1.0  # the frame labels are scored as before
+    table = format_results({"test": {"causal": scores}})
+    assert "one label per clip" in table and "66.7%" in table.split("one label per clip")[1]
+    del predicted["clip_side"]
+    assert "per clip" not in format_results({"test": {"causal": frame_scores(data, predicted)}})
 
 
 def test_pingus_sequences_hold_out_the_left_facing_clips():

@@ -73,3 +73,45 @@ def test_matplotlib_is_imported_only_inside_the_functions():
         for alias in node.names
     ] + [node.module or "" for node in tree.body if isinstance(node, ast.ImportFrom)]
     assert not [name for name in top_level if name.startswith("matplotlib")]
+
+
+def test_frame_labels_mark_wrong_labels_red_and_check_lengths():
+    from rnn_toolkit.plots import plot_frame_labels
+
+    frames = np.zeros((4, 6, 6, 1))
+    figure = plot_frame_labels(frames, {"truth": list("aabb"), "model": list("abbb")}, truth="truth", every=2)
+    assert len(figure.axes) == 2  # frames 0 and 2
+    colours = [[text.get_color() for text in ax.texts if text.get_text() in "ab"] for ax in figure.axes]
+    assert colours == [["black", "black"], ["black", "black"]]
+    figure = plot_frame_labels(frames, {"truth": list("aabb"), "model": list("abbb")}, truth="truth")
+    assert [text.get_color() for text in figure.axes[1].texts] == ["black", "red"]
+    with pytest.raises(ValueError, match=r"labels\['model'\].*one label per frame \(4\); received 3"):
+        plot_frame_labels(frames, {"model": list("abb")})
+    figure = plot_frame_labels(frames, {"truth": list("aabb"), "note": list("xxxx"), "model": list("abbb")},
+                               truth="truth", compared=["model"])
+    assert [text.get_color() for text in figure.axes[1].texts] == ["black", "black", "red"]
+    with pytest.raises(ValueError, match="`compared` must name rows"):
+        plot_frame_labels(frames, {"truth": list("aabb")}, truth="truth", compared=["model"])
+    with pytest.raises(ValueError, match="`truth` must name a row"):
+        plot_frame_labels(frames, {"model": list("abbb")}, truth="labels")
+    with pytest.raises(ValueError, match="at least one frame"):
+        plot_frame_labels(np.zeros((0, 6, 6)), {"model": []})
+
+
+def test_clip_animation_is_a_gif_with_a_frame_per_step():
+    import io
+
+    from PIL import Image
+
+    from rnn_toolkit.plots import clip_animation
+
+    short, long = np.zeros((3, 8, 8, 3)), np.full((5, 8, 8, 3), 255.0)
+    gif = clip_animation([short, long], [list("abc"), list("vwxyz")], scale=2, fps=10)
+    with Image.open(io.BytesIO(gif)) as image:
+        assert image.n_frames == 5  # the short clip holds its last frame
+        assert image.size == (2 * 16 + 4, 16 + 16)
+        assert image.info["duration"] == 100
+    with pytest.raises(ValueError, match="one caption per frame"):
+        clip_animation(short, [list("ab")])
+    with pytest.raises(ValueError, match="share one frame size"):
+        clip_animation([short, np.zeros((3, 4, 4, 3))])

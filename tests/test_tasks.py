@@ -60,7 +60,7 @@ TINY = {
         data=lambda folder: ["--data", "moving_digits"] if write_frame_folder(folder / "frames") else [],
         options=["--train-clips", "16", "--validation-clips", "4", "--test-clips", "4", "--frames", "5",
                  "--min-frames", "3", "--frame-size", "32", "--units", "8", "--batch-size", "8",
-                 "--precision", "float32", "--patience", "9", "--no-baseline"],
+                 "--precision", "float32", "--patience", "9", "--no-baseline", "--clip-labels", "digit"],
         client=["frames"],
     ),
 }

@@ -30,8 +30,10 @@ from rnn_toolkit.data.scenes import compose_scenes, emoji_scenes, scene_caption_
 from rnn_toolkit.data.images import decode_image, decode_image_batch
 from rnn_toolkit.data.cache import cache_dir, fetch_debian_package, fetch_pypi_distribution
 from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
+from rnn_toolkit.data.flare import flare, flare_clips, flare_sequences
 from rnn_toolkit.data.dataset_options import pipeline_options
-from rnn_toolkit.data.labelled_clips import LabelledClips, read_labelled_frames
+from rnn_toolkit.data.labelled_clips import LabelledClips, read_labelled_frames, read_video_file
+from rnn_toolkit.data.tfds_clips import tfds_clip_splits, tfds_labelled_clips
 from rnn_toolkit.data.moving_digits import mnist_digits, moving_digit_clips, moving_digits
 from rnn_toolkit.data.pingus import pingus, pingus_clips, pingus_sequences
 from rnn_toolkit.data.parallel_text import (
@@ -83,6 +85,9 @@ __all__ = [
     "pipeline_options",
     "LabelledClips",
     "read_labelled_frames",
+    "read_video_file",
+    "tfds_labelled_clips",
+    "tfds_clip_splits",
     "clip_batches",
     "mnist_digits",
     "moving_digit_clips",
@@ -90,6 +95,9 @@ __all__ = [
     "pingus",
     "pingus_clips",
     "pingus_sequences",
+    "flare",
+    "flare_clips",
+    "flare_sequences",
     "BINARY_CLASS_NAMES",
     "LabelledTexts",
     "document_sentences",

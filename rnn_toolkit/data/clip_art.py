@@ -38,7 +38,6 @@ import os
 import pathlib
 import re
 import shutil
-import tarfile
 import tempfile
 import zipfile
 
@@ -106,25 +105,6 @@ def _apostrophes(text):
 # --- Reading .deb and wheel members -----------------------------------------------------------
 
 
-class _Slice(io.RawIOBase):
-    """The next `size` bytes of a file, as a readable stream (an `ar` member)."""
-
-    def __init__(self, file, size):
-        self._file, self._left = file, size
-
-    def readable(self):
-        return True
-
-    def readinto(self, buffer):
-        count = min(len(buffer), self._left)
-        if count <= 0:
-            return 0
-        data = self._file.read(count)
-        buffer[: len(data)] = data
-        self._left -= len(data)
-        return len(data)
-
-
 def extract_deb_members(deb_path, prefix, suffixes, destination):
     """Writes the files of a `.deb` under `prefix` ending in one of `suffixes` to
     `destination` (paths relative to `prefix`), streaming: the package is never held in
@@ -133,33 +113,20 @@ def extract_deb_members(deb_path, prefix, suffixes, destination):
     Returns:
         The number of files written.
     """
+    from rnn_toolkit.data.sword import deb_files
+
     destination = pathlib.Path(destination)
     written = 0
-    with open(deb_path, "rb") as file:
-        if file.read(8) != b"!<arch>\n":
-            raise ValueError(f"{str(deb_path)!r} is not a Debian package (no ar header).")
-        while True:
-            header = file.read(60)
-            if len(header) < 60:
-                raise ValueError(f"{str(deb_path)!r} has no data.tar member.")
-            name = header[:16].decode("ascii").strip().rstrip("/")
-            size = int(header[48:58].decode("ascii").strip())
-            if name.startswith("data.tar"):
-                break
-            file.seek(size + size % 2, os.SEEK_CUR)  # members are 2-byte aligned
-        stream = io.BufferedReader(_Slice(file, size), buffer_size=1 << 20)
-        with tarfile.open(fileobj=stream, mode="r|*") as archive:
-            for member in archive:
-                path = member.name[2:] if member.name.startswith("./") else member.name
-                if not (member.isfile() and path.startswith(prefix) and path.endswith(suffixes)):
-                    continue
-                relative = pathlib.PurePosixPath(path[len(prefix):])
-                if relative.is_absolute() or ".." in relative.parts:
-                    continue
-                target = destination / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.extractfile(member).read())
-                written += 1
+    for path, read in deb_files(deb_path):
+        if not (path.startswith(prefix) and path.endswith(suffixes)):
+            continue
+        relative = pathlib.PurePosixPath(path[len(prefix):])
+        if relative.is_absolute() or ".." in relative.parts:
+            continue
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read())
+        written += 1
     return written
 
 

@@ -3,7 +3,8 @@
 Each element is `({"frames": uint8 [batch, time, S, S, channels], "lengths": int32
 [batch]}, {kind: int32 [batch, time]})`: clips right-padded with black frames to the
 longest clip of the batch, and their labels padded with -1 (class 0 is a real class),
-which the masked losses skip. Frames of another size are resized to `frame_size` inside
+which the masked losses skip; each clip label kind asked for adds `"clip_<kind>"`: int32
+[batch], the label every frame of the clip has. Frames of another size are resized to `frame_size` inside
 the pipeline (area averaging when shrinking), in parallel; clips stay in memory as the
 `LabelledClips` hold them, and each clip is fetched by index, so an epoch is never a
 Python loop over files.
@@ -19,9 +20,10 @@ from rnn_toolkit.data.caption_batches import DECODE_PARALLEL_CALLS
 from rnn_toolkit.data.dataset_options import finish_pipeline
 
 PADDING_LABEL = -1
+CLIP_PREFIX = "clip_"
 
 
-def clip_batches(clips, *, batch_size, frame_size, shuffle=True, seed=None):
+def clip_batches(clips, *, batch_size, frame_size, shuffle=True, seed=None, clip_kinds=()):
     """Batches of `clips` (a `LabelledClips`) for `fit`, `evaluate` or `predict`.
 
     Args:
@@ -30,12 +32,15 @@ def clip_batches(clips, *, batch_size, frame_size, shuffle=True, seed=None):
         frame_size: the side of the square frames the model reads.
         shuffle: a new order every epoch (training); False keeps the clips' order.
         seed: fixes the order, epoch after epoch (None: different in every run).
+        clip_kinds: label kinds also given once per clip, as `labels["clip_<kind>"]`
+            (see `LabelledClips.clip_labels`).
 
     Returns:
         A `tf.data.Dataset` (see the module docstring).
 
     Raises:
-        ValueError: for no clips, a clip without frames, or clips of different channel counts.
+        ValueError: for no clips, a clip without frames, clips of different channel counts,
+            or a clip kind that is not the same on every frame of a clip.
 
     Example:
 
@@ -52,6 +57,11 @@ def clip_batches(clips, *, batch_size, frame_size, shuffle=True, seed=None):
     ((2, 3, 32, 32, 1), [3, 2])
     >>> labels["action"].numpy().tolist()
     [[0, 1, 1], [1, 0, -1]]
+    >>> clips = LabelledClips(frames=clips.frames, labels={"actor": (np.zeros(3, int), np.ones(2, int))},
+    ...                       class_names={"actor": ("cat", "dog")})
+    >>> _, labels = next(iter(clip_batches(clips, batch_size=2, frame_size=32, shuffle=False, clip_kinds=["actor"])))
+    >>> labels["clip_actor"].numpy().tolist()
+    [0, 1]
     """
     batch_size = check_positive_int("batch_size", batch_size)
     frame_size = check_positive_int("frame_size", frame_size)
@@ -66,6 +76,7 @@ def clip_batches(clips, *, batch_size, frame_size, shuffle=True, seed=None):
         raise ValueError(f"Clip {empty} ({clips.clip_ids[empty] if clips.clip_ids else empty}) has no frames.")
     kinds = clips.label_kinds
     frames, labels = clips.frames, clips.labels
+    per_clip = {CLIP_PREFIX + kind: tf.constant(clips.clip_labels(kind)) for kind in dict.fromkeys(clip_kinds)}
 
     def fetch(index):
         index = int(index)
@@ -77,7 +88,9 @@ def clip_batches(clips, *, batch_size, frame_size, shuffle=True, seed=None):
         clip_labels.set_shape([len(kinds), None])
         clip = resize_frames(clip, frame_size)
         inputs = {"frames": clip, "lengths": tf.shape(clip, out_type=tf.int32)[0]}
-        return inputs, {kind: clip_labels[k] for k, kind in enumerate(kinds)}
+        targets = {kind: clip_labels[k] for k, kind in enumerate(kinds)}
+        targets.update({key: tf.gather(values, index) for key, values in per_clip.items()})
+        return inputs, targets
 
     indices = tf.data.Dataset.range(len(clips))
     if shuffle:
@@ -87,11 +100,11 @@ def clip_batches(clips, *, batch_size, frame_size, shuffle=True, seed=None):
         batch_size,
         padded_shapes=(
             {"frames": [None, frame_size, frame_size, channels], "lengths": []},
-            {kind: [None] for kind in kinds},
+            {**{kind: [None] for kind in kinds}, **{key: [] for key in per_clip}},
         ),
         padding_values=(
             {"frames": tf.constant(0, tf.uint8), "lengths": 0},
-            {kind: PADDING_LABEL for kind in kinds},
+            {kind: PADDING_LABEL for kind in [*kinds, *per_clip]},
         ),
     )
     return finish_pipeline(dataset)

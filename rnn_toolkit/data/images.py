@@ -100,7 +100,8 @@ _GIF_MAX_BLOCKS = 2**14
 _GIF_MAX_SUB_BLOCKS = 2**17
 
 
-def decode_image_batch(encoded, image_size, background=DEFAULT_BACKGROUND, max_pixels=DEFAULT_MAX_PIXELS):
+def decode_image_batch(encoded, image_size, background=DEFAULT_BACKGROUND, max_pixels=DEFAULT_MAX_PIXELS,
+                       resize=None):
     """Decodes a batch of encoded images for serving: a bad row gets an error, not the batch.
 
     A valid row's pixels are exactly `decode_image(row, image_size, background)`. A row
@@ -127,6 +128,10 @@ def decode_image_batch(encoded, image_size, background=DEFAULT_BACKGROUND, max_p
         background: grey level the transparent parts, the padding and the failed
             rows become.
         max_pixels: the most pixels (width × height) a row may have.
+        resize: None (keep the aspect ratio and pad, as `decode_image`), or a function
+            from a decoded image composited on `background` (float32 RGB `[H, W, 3]`) to
+            float32 `[image_size, image_size, 3]` (the frame labeller stretches frames to
+            the square it trained on).
 
     Returns:
         `(images, ok, error)`: float32 `[batch, image_size, image_size, 3]` in
@@ -194,6 +199,7 @@ def decode_image_batch(encoded, image_size, background=DEFAULT_BACKGROUND, max_p
         image_size,
         background,
         max_pixels,
+        resize,
     )
     index = decoded["index"][:, None]
     ok = tf.scatter_nd(index, decoded["ok"], [batch])
@@ -210,7 +216,7 @@ def decode_image_batch(encoded, image_size, background=DEFAULT_BACKGROUND, max_p
     return images, ok, error
 
 
-def _decode_rows(index, encoded, kind, image_size, background, max_pixels):
+def _decode_rows(index, encoded, kind, image_size, background, max_pixels, resize=None):
     """`decode_image` of each row in a `tf.data` pipeline that drops the rows that raise.
 
     The rows are decoded whole in `tf.data`, as training pipelines decode them: graph
@@ -235,7 +241,14 @@ def _decode_rows(index, encoded, kind, image_size, background, max_pixels):
             )
         )
         ok = width * height <= max_pixels
-        pixels = tf.cond(ok, lambda: decode_image(row["data"], image_size, background), lambda: blank)
+        if resize is None:
+            pixels = tf.cond(ok, lambda: decode_image(row["data"], image_size, background), lambda: blank)
+        else:
+            def decoded():
+                image = tf.io.decode_image(row["data"], channels=0, expand_animations=False, dtype=tf.uint8)
+                return tf.ensure_shape(resize(composite_on_background(image, background)), blank.shape)
+
+            pixels = tf.cond(ok, decoded, lambda: blank)
         return {"index": row["index"], "pixels": pixels, "width": width, "height": height, "ok": ok}
 
     # The pipeline is built and run at every call: its graph rewrites and autotuning
@@ -256,8 +269,10 @@ def _decode_rows(index, encoded, kind, image_size, background, max_pixels):
     )
 
 
-# A function, so that eager callers run its loops as a graph, not as Python loops.
-@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+# A function, so that eager callers run its loops as a graph, not as Python loops. Its
+# loops are `tf.while_loop`s already: AutoGraph has nothing to convert, and once in a
+# long session its conversion failed with a warning on stdout ("Unknown node type").
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 def _gif_frame_pixels(data):
     """The pixels of all a GIF's frames (int64 scalar), and whether they were all counted.
 

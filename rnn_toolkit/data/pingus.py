@@ -19,9 +19,8 @@ import re
 
 import numpy as np
 
-from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data import cache
-from rnn_toolkit.data.labelled_clips import LabelledClips
+from rnn_toolkit.data.labelled_clips import LabelledClips, chained_actions
 
 PINGUS_PACKAGE = ("pingus-data", "0.7.6-5.1", "db503fdc34a7f86a02f2f1a77219b5cf4d813224cd4b13b5f0aad3af3d213805")
 _PREFIX = "usr/share/games/pingus/data/images/pingus/player0/"
@@ -92,16 +91,7 @@ def pingus_sequences(clips, count, *, min_frames=12, max_frames=24, actions=None
     Returns:
         `LabelledClips` with uint8 frames `[time, 48, 48, 3]` and the label `action`.
     """
-    count = check_positive_int("count", count)
-    if not clips:
-        raise ValueError("`clips` is empty: nothing to chain.")
-    if not 1 <= min_frames <= max_frames:
-        raise ValueError(f"Need 1 <= min_frames <= max_frames; received {min_frames} and {max_frames}.")
-    actions = tuple(sorted({clip["action"] for clip in clips})) if actions is None else tuple(actions)
-    index = {action: i for i, action in enumerate(actions)}
-    unknown = sorted({clip["action"] for clip in clips} - set(index))
-    if unknown:
-        raise ValueError(f"Clips of actions {unknown} are not in `actions`.")
+    count, actions, index = chained_actions(clips, actions, count=count, min_frames=min_frames, max_frames=max_frames)
     rng = np.random.default_rng(seed)
     frames, labels = [], []
     for _ in range(count):

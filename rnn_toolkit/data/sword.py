@@ -124,37 +124,64 @@ def _testament_verses(blocks_index, verses_index, data, encoding, testament, hea
     return verses
 
 
-def read_deb_members(deb_path, prefix):
+def read_deb_members(deb_path, prefix, select=None):
     """The files of a Debian package whose path starts with `prefix`, without dpkg.
 
-    A `.deb` is an `ar` archive whose `data.tar.*` member holds the installed files.
+    A `.deb` is an `ar` archive whose `data.tar.*` member holds the installed files. The
+    package is streamed from disk: only the files kept are held in memory.
 
     Args:
         deb_path: the `.deb` file.
         prefix: a path prefix inside the package, e.g. `"usr/share/sword/modules/"`.
+        select: if given, a function of a member's path (without a leading `./`) that says
+            whether to keep it; only paths starting with `prefix` are asked.
 
     Returns:
         A dict from member path (without a leading `./`) to its bytes.
     """
-    raw = pathlib.Path(deb_path).read_bytes()
-    if not raw.startswith(b"!<arch>\n"):
-        raise ValueError(f"{str(deb_path)!r} is not a Debian package (no ar header).")
-    position, data_tar = 8, None
-    while position + 60 <= len(raw):
-        header = raw[position : position + 60]
-        name = header[:16].decode("ascii").strip().rstrip("/")
-        size = int(header[48:58].decode("ascii").strip())
-        body = raw[position + 60 : position + 60 + size]
-        if name.startswith("data.tar"):
-            data_tar = body
-            break
-        position += 60 + size + (size % 2)  # members are 2-byte aligned
-    if data_tar is None:
-        raise ValueError(f"{str(deb_path)!r} has no data.tar member.")
     members = {}
-    with tarfile.open(fileobj=io.BytesIO(data_tar)) as archive:
-        for member in archive.getmembers():
-            path = member.name[2:] if member.name.startswith("./") else member.name
-            if member.isfile() and path.startswith(prefix):
-                members[path] = archive.extractfile(member).read()
+    for path, read in deb_files(deb_path):
+        if path.startswith(prefix) and (select is None or select(path)):
+            members[path] = read()
     return members
+
+
+def deb_files(deb_path):
+    """Yields `(path, read)` for every regular file of a Debian package, in archive order,
+    streaming: `path` has no leading `./`, and `read()` returns the file's bytes (call it
+    before the next file; files not read are decompressed and skipped, never held)."""
+    with open(deb_path, "rb") as file:
+        if file.read(8) != b"!<arch>\n":
+            raise ValueError(f"{str(deb_path)!r} is not a Debian package (no ar header).")
+        while True:
+            header = file.read(60)
+            if len(header) < 60:
+                raise ValueError(f"{str(deb_path)!r} has no data.tar member.")
+            name = header[:16].decode("ascii").strip().rstrip("/")
+            size = int(header[48:58].decode("ascii").strip())
+            if name.startswith("data.tar"):
+                break
+            file.seek(size + size % 2, io.SEEK_CUR)  # members are 2-byte aligned
+        stream = io.BufferedReader(_ArMember(file, size), buffer_size=1 << 20)
+        with tarfile.open(fileobj=stream, mode="r|*") as archive:
+            for member in archive:
+                if member.isfile():
+                    path = member.name[2:] if member.name.startswith("./") else member.name
+                    yield path, lambda member=member: archive.extractfile(member).read()
+
+
+class _ArMember(io.RawIOBase):
+    """The next `size` bytes of an open file, as a stream: one member of an `ar` archive
+    (the compressed tar must not read past its end)."""
+
+    def __init__(self, file, size):
+        self._file, self._left = file, size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        data = self._file.read(min(len(buffer), self._left))
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)

@@ -18,7 +18,7 @@ from rnn_toolkit.cli import loading
 from rnn_toolkit.cli.options import UsageError, absolute_data, int_in_range, option, positive_int, print_line
 from rnn_toolkit.cli.registration import TaskCommands, Verb, VerbOption
 from rnn_toolkit.runs import config_from_settings
-from rnn_toolkit.tasks.frame_labeller.model import DIRECTIONS
+from rnn_toolkit.tasks.frame_labeller.model import CLIP_PREFIX, DIRECTIONS
 from rnn_toolkit.tasks.frame_labeller.run import (
     DATA_NAMES,
     FrameLabellerRunConfig,
@@ -27,12 +27,12 @@ from rnn_toolkit.tasks.frame_labeller.run import (
 
 NAME = "frame_labeller"
 ENCODERS = ("small_cnn", "efficientnet_lite0")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
 
 TRAIN_OPTIONS = (
-    option("--train-clips", type=positive_int, metavar="N", help="moving digits: training clips"),
-    option("--validation-clips", type=positive_int, metavar="N", help="moving digits: clips for early stopping"),
-    option("--test-clips", type=positive_int, metavar="N", help="moving digits: held-out clips"),
+    option("--train-clips", type=positive_int, metavar="N", help="moving digits: training clips (tfds: the most read)"),
+    option("--validation-clips", type=positive_int, metavar="N",
+           help="moving digits: clips for early stopping (tfds: the most read)"),
+    option("--test-clips", type=positive_int, metavar="N", help="moving digits: held-out clips (tfds: the most read)"),
     option("--frames", type=positive_int, metavar="N", help="frames per clip (the most)"),
     option("--min-frames", type=positive_int, metavar="N",
            help="clip lengths are drawn from [N, --frames] (shorter clips are padded and masked)"),
@@ -40,11 +40,19 @@ TRAIN_OPTIONS = (
     option("--occluder", action=argparse.BooleanOptionalAction,
            help="moving digits pass behind an opaque bar; the digit label stays (the model must remember it)"),
     option("--data-seed", type=int, metavar="N", help="fixes the clips' motion"),
+    option("--video-feature", metavar="NAME",
+           help="a tfds: dataset's video feature, '/' inside nested features (default: its one video)"),
+    option("--label-features", metavar="NAME[,NAME...]",
+           help="a tfds: dataset's label features, one label kind each (default: its per-frame ClassLabels, "
+           "else its integer [time] tensors, else its clip-level ClassLabels repeated for every frame)"),
     option("--frame-encoder", choices=ENCODERS,
            help="the per-frame CNN: a small CNN trained from scratch, or EfficientNet-Lite0 pretrained on ImageNet"),
     option("--direction", choices=DIRECTIONS,
            help="causal: a forward recurrent stack (can label a live stream); bidirectional: forward and "
            "backward (offline only); none: no recurrence (the frame-only model)"),
+    option("--clip-labels", metavar="KIND[,KIND...]",
+           help="label kinds to also predict once per clip (many-to-one from the same parts), e.g. digit; "
+           "each must stay the same within every clip (not direction: it changes when a digit bounces)"),
     option("--no-baseline", field="baseline", action="store_false", default_help="",
            help="do not train the frame-only baseline on the same split (trained by default, for the table)"),
 )
@@ -57,18 +65,26 @@ OPTION_HELP = {
     "data": "labelled clips: 'moving_digits' (the 5,000 real MNIST digits of a 1.4 MB PyPI wheel, "
     "moving and bouncing, passing behind an occluder; labels: the digit and its direction of motion), "
     "or 'pingus' (the 43 real sprite clips of 23 actions of Debian's pingus-data, 11 MB, chained into "
-    "sequences; label: the action; held-out sequences use unseen left-facing clips only), or a .csv "
-    "table video,frame,label[,label...]: video is a folder of frame images beside the table, frame "
-    "its 0-based index in name order, every further column a label kind (split by video: "
-    "--validation-fraction, --heldout-fraction)",
+    "sequences; label: the action; held-out sequences use unseen left-facing clips only), or 'flare' "
+    "(the enemies of Debian's flare-game, 123 MB: 2,384 real pre-rendered clips of 36 characters in 8 "
+    "directions, chained into sequences of one character and direction; label: the action, 9 of them; "
+    "held-out sequences show characters no training sequence shows), or a .csv "
+    "table video,frame,label[,label...]: video is a folder of frame images or a video file (.mp4, .avi, "
+    ".mkv, .webm, .mov..., decoded with OpenCV up to its last labelled frame) beside the table, frame "
+    "its 0-based index, every further column a label kind (split by video: "
+    "--validation-fraction, --heldout-fraction), or 'tfds:NAME[/CONFIG]' (a TensorFlow Datasets video "
+    "dataset prepared in $TFDS_DATA_DIR or ~/tensorflow_datasets, with per-frame labels: its own "
+    "train/validation/test splits, at most --train-clips/--validation-clips/--test-clips each)",
     "patience": "stop after N epochs without a lower validation loss; the best epoch's weights are kept",
-    "split_seed": "fixes which digit images train, validate and test (evaluate recomputes them)",
+    "split_seed": "fixes which digit images (flare: which characters) train, validate and test "
+    "(evaluate recomputes them)",
 }
 
 
 def _prepare_config(config):
-    if config.data not in DATA_NAMES and not config.data.endswith(".csv"):
-        raise UsageError("--data", f"must be one of {', '.join(DATA_NAMES)} or a video,frame,label .csv table, got {config.data!r}")
+    if config.data not in DATA_NAMES and not config.data.endswith(".csv") and not config.data.startswith("tfds:"):
+        raise UsageError("--data", f"must be one of {', '.join(DATA_NAMES)}, a video,frame,label .csv table or "
+                         f"tfds:NAME[/CONFIG], got {config.data!r}")
     if config.min_frames > config.frames:
         raise UsageError("--min-frames", f"must be <= --frames ({config.frames}), got {config.min_frames}")
     # run.json records a table by its absolute path (evaluate finds it from anywhere).
@@ -92,7 +108,8 @@ def _export(model, info, args):
 
 
 def _labeller(model, loaded):
-    """`(kinds, label)`: `label(frames uint8 [time, h, w, c]) -> {kind: list of labels}`."""
+    """`(kinds, clip_kinds, label)`: `label(frames uint8 [time, h, w, c]) -> {kind: list of
+    labels, "clip_<kind>": the clip's label}`."""
     import tensorflow as tf
 
     if model is not None:
@@ -101,55 +118,51 @@ def _labeller(model, loaded):
         def label(frames):
             pixels = resize_frames(tf.constant(frames), model.frame_size)[tf.newaxis]
             logits = model(pixels, training=False)
-            return {kind: [model.class_names[kind][i] for i in np.argmax(logits[kind][0].numpy(), axis=-1)]
-                    for kind in model.label_kinds}
+            labels = {kind: [model.class_names[kind][i] for i in np.argmax(logits[kind][0].numpy(), axis=-1)]
+                      for kind in model.label_kinds}
+            for kind in model.clip_label_kinds:
+                labels[CLIP_PREFIX + kind] = model.clip_class_names[kind][int(np.argmax(logits[CLIP_PREFIX + kind][0]))]
+            return labels
 
-        return list(model.label_kinds), label
+        return list(model.label_kinds), list(model.clip_label_kinds), label
     signature = loaded.signatures["serving_default"]
+    outputs = signature.structured_outputs
     try:  # the model's order of the label kinds, from assets/labels.json
         labels_file = Path(loaded.assets[0].asset_path.numpy().decode("utf-8"))
-        kinds = list(json.loads(labels_file.read_text(encoding="utf-8"))["label_kinds"])
+        assets = json.loads(labels_file.read_text(encoding="utf-8"))
+        kinds, clip_kinds = list(assets["label_kinds"]), list(assets.get("clip_label_kinds", []))
     except (AttributeError, IndexError, OSError, ValueError, KeyError):
-        kinds = sorted(key[: -len("_labels")] for key in signature.structured_outputs if key.endswith("_labels"))
+        kinds = sorted(key[: -len("_labels")] for key in outputs if key.endswith("_labels"))
+        clip_kinds = sorted(key[len(CLIP_PREFIX):] for key in outputs
+                            if key.startswith(CLIP_PREFIX) and f"{key}_probabilities" in outputs)
 
     def label(frames):
         outputs = signature(frames=tf.constant(frames[np.newaxis]))
-        return {kind: [v.decode("utf-8") for v in outputs[f"{kind}_labels"].numpy()[0]] for kind in kinds}
+        labels = {kind: [v.decode("utf-8") for v in outputs[f"{kind}_labels"].numpy()[0]] for kind in kinds}
+        for kind in clip_kinds:
+            labels[CLIP_PREFIX + kind] = outputs[CLIP_PREFIX + kind].numpy()[0].decode("utf-8")
+        return labels
 
-    return kinds, label
+    return kinds, clip_kinds, label
 
 
 def read_clip(path):
     """uint8 frames `[time, h, w, c]` of a video file (with OpenCV) or a folder of frame
-    images (in name order)."""
+    images (in name order): the readers of the label tables."""
+    from rnn_toolkit.data.labelled_clips import VIDEO_SUFFIXES, read_frame_folder, read_video_file
+
     path = Path(path)
     if path.is_dir():
-        from rnn_toolkit.data.labelled_clips import read_frame_folder
-
-        try:
-            return read_frame_folder(path)
-        except ValueError as error:
-            raise UsageError("VIDEO_OR_FOLDER", str(error).rstrip(".")) from None
-    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-        try:
-            import cv2
-        except ImportError:
-            raise UsageError(
-                "VIDEO_OR_FOLDER", f"reading {path.suffix} files needs OpenCV: pip install "
-                "opencv-python-headless (or give a folder of frame images)",
-            ) from None
-        capture = cv2.VideoCapture(str(path))
-        frames = []
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame[..., ::-1])  # BGR -> RGB
-        capture.release()
-        if not frames:
-            raise UsageError("VIDEO_OR_FOLDER", f"{str(path)!r} holds no frame OpenCV can decode")
-        return np.stack(frames)
-    raise UsageError("VIDEO_OR_FOLDER", f"no such video file or folder of frames: {str(path)!r}")
+        reader = read_frame_folder
+    elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        reader = read_video_file
+    else:
+        raise UsageError("VIDEO_OR_FOLDER", f"no such video file ({', '.join(VIDEO_SUFFIXES)}) or folder of "
+                         f"frames: {str(path)!r}")
+    try:
+        return reader(path)
+    except (ValueError, ImportError) as error:
+        raise UsageError("VIDEO_OR_FOLDER", str(error).rstrip(".")) from None
 
 
 def _add_label_arguments(parser):
@@ -160,9 +173,12 @@ def _add_label_arguments(parser):
     )
     parser.add_argument(
         "clips", nargs="+", metavar="VIDEO_OR_FOLDER",
-        help="video files (read with OpenCV, if installed) or folders of frame images (one clip each, in name order)",
+        help="video files (.mp4, .avi, .mkv, .webm, .mov..., decoded with OpenCV) or folders of frame images "
+        "(one clip each, in name order)",
     )
-    parser.add_argument("--csv", metavar="FILE", help="also write video,frame,<kind>... rows to FILE")
+    parser.add_argument("--csv", metavar="FILE",
+                        help="also write video,frame,<kind>...[,clip_<kind>...] rows to FILE (a model with clip "
+                        "labels repeats each clip's labels on its rows)")
 
 
 def _label(args):
@@ -173,20 +189,24 @@ def _label(args):
     else:
         model, _ = loading.load_run(args.model, task=NAME, command="label", option="MODEL")
         loaded, source = None, args.model
-    kinds, label = _labeller(model, loaded)
+    kinds, clip_kinds, label = _labeller(model, loaded)
+    clip_keys = [CLIP_PREFIX + kind for kind in clip_kinds]
     rows = []
     for clip in args.clips:
         frames = read_clip(clip)
         print(f"Labelling {len(frames):,} frames of {clip} with {source} ...", file=sys.stderr, flush=True)
         labels = label(frames)
+        clip_labels = [labels[key] for key in clip_keys]
         for index in range(len(frames)):
             row = [str(clip), str(index)] + [labels[kind][index] for kind in kinds]
-            rows.append(row)
+            rows.append(row + clip_labels)
             print_line("\t".join(row))
+        if clip_keys:  # the whole clip's labels: one line, "clip" in the frame column
+            print_line("\t".join([str(clip), "clip", *clip_labels]))
     if args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["video", "frame", *kinds])
+            writer.writerow(["video", "frame", *kinds, *clip_keys])
             writer.writerows(rows)
         print(f"Wrote {len(rows):,} rows to {args.csv}", file=sys.stderr)
 
@@ -201,7 +221,8 @@ EVALUATE_OPTIONS = (
 EVALUATE_HELP = (
     "Per-frame accuracy and macro-F1 of every label kind on the held-out clips, rebuilt from\n"
     "  the run's settings (the train defaults for a SavedModel without --run-dir), with the\n"
-    "  accuracy on the frames where the digit is hidden.\n\n"
+    "  accuracy on the frames where the digit is hidden; and the accuracy and macro-F1 of\n"
+    "  each clip label (--clip-labels) over the clips.\n\n"
     "  rnn-toolkit evaluate runs/frame_labeller\n"
     "  rnn-toolkit evaluate saved_models/frame_labeller --run-dir runs/frame_labeller"
 )
@@ -221,11 +242,17 @@ def _evaluate(args, source):
         scored = f"the SavedModel {source.saved_path}"
         signature = source.loaded.signatures["label_clips"]
         predicted = {kind: [] for kind in test.label_kinds}
+        clip_keys = [CLIP_PREFIX + kind for kind in test.label_kinds
+                     if CLIP_PREFIX + kind in signature.structured_outputs]
+        clip_predicted = {key: [] for key in clip_keys}
         for inputs, _ in clip_batches(test, batch_size=args.batch_size or 32, frame_size=config.frame_size, shuffle=False):
             outputs = signature(frames=inputs["frames"], lengths=inputs["lengths"])
             for kind in predicted:
                 best = np.argmax(outputs[f"{kind}_probabilities"].numpy(), axis=-1)
                 predicted[kind].extend(row[:n] for row, n in zip(best, inputs["lengths"].numpy()))
+            for key in clip_keys:
+                clip_predicted[key].extend(np.argmax(outputs[f"{key}_probabilities"].numpy(), axis=-1))
+        predicted.update(clip_predicted)
     print_line(f"Labelling {len(test):,} held-out clips (split seed {config.split_seed}) with {scored} ...")
     name = source.model.direction if source.model is not None else config.direction
     print_line(format_results({"test": {name: frame_scores(test, predicted)}}))
@@ -248,7 +275,8 @@ TASK = TaskCommands(
     signatures="'label_clips'",
     export=_export,
     export_help="serving_default (frames -> labels, probabilities), label_clips (frames, lengths),\n"
-    "             video (encoded_frames -> ..., error) and step (frame, state -> labels, state)",
+    "             video (encoded_frames -> ..., error) and step (frame, state -> labels, state);\n"
+    "             with clip labels each also returns clip_<kind> and clip_<kind>_probabilities",
     evaluate=_evaluate,
     evaluate_options=EVALUATE_OPTIONS,
     evaluate_help=EVALUATE_HELP,
@@ -256,7 +284,8 @@ TASK = TaskCommands(
         Verb("label", "label every frame of videos with a trained frame labeller",
              "Labels every frame of video files or folders of frame images with a frame_labeller run\n"
              "folder's model.keras or an exported SavedModel (TensorFlow alone): one line per frame on\n"
-             "stdout, VIDEO<TAB>FRAME<TAB>label per kind; --csv also writes them as a table.\n\n"
+             "stdout, VIDEO<TAB>FRAME<TAB>label per kind, and for a model with clip labels a line\n"
+             "VIDEO<TAB>clip<TAB>label per clip kind after each clip; --csv also writes them as a table.\n\n"
              "  rnn-toolkit label runs/frame_labeller frames/\n"
              "  rnn-toolkit label saved_models/frame_labeller clip.mp4 --csv labels.csv",
              _add_label_arguments, _label),

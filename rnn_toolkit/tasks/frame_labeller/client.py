@@ -10,8 +10,9 @@ as TF Serving picks), with folders of frame images (one clip each, frames in nam
 
 The frames are sent as their encoded bytes to the `video` signature, which decodes and
 resizes them in the graph. Each frame gives one line: the clip, the frame index and its
-label of every kind (in the order of the model's `assets/labels.json`); `--json` prints
-one JSON object per clip instead. Status lines go to standard error.
+label of every kind (in the order of the model's `assets/labels.json`); a model with clip
+labels adds one line per clip: the clip, `clip` and its label of every clip label kind.
+`--json` prints one JSON object per clip instead. Status lines go to standard error.
 """
 
 import argparse
@@ -51,7 +52,8 @@ def resolve_version(path):
 
 
 def load_labeller(path):
-    """`(loaded object, video signature, label kinds)` of the SavedModel at `path`.
+    """`(loaded object, video signature, label kinds, clip label kinds)` of the SavedModel
+    at `path` (a model without clip labels has none).
 
     Keep the loaded object while calling the signature: it owns the variables.
     """
@@ -67,11 +69,15 @@ def load_labeller(path):
             f"(it has {sorted(loaded.signatures) or 'none'})"
         )
     labels_file = Path(path) / "assets" / "labels.json"
+    outputs = signature.structured_outputs
     if labels_file.is_file():
-        kinds = json.loads(labels_file.read_text(encoding="utf-8"))["label_kinds"]
+        assets = json.loads(labels_file.read_text(encoding="utf-8"))
+        kinds, clip_kinds = assets["label_kinds"], assets.get("clip_label_kinds", [])
     else:  # still usable: the kinds from the outputs' names
-        kinds = sorted(key[: -len("_labels")] for key in signature.structured_outputs if key.endswith("_labels"))
-    return loaded, signature, kinds
+        kinds = sorted(key[: -len("_labels")] for key in outputs if key.endswith("_labels"))
+        clip_kinds = sorted(key[len("clip_"):] for key in outputs
+                            if key.startswith("clip_") and f"{key}_probabilities" in outputs)
+    return loaded, signature, kinds, clip_kinds
 
 
 def frame_files(folder):
@@ -95,23 +101,28 @@ def main(argv=None):
     try:
         path = resolve_version(args.saved_model)
         # The loaded object owns the variables the signature reads: keep it referenced.
-        _loaded, label_video, kinds = load_labeller(path)
+        _loaded, label_video, kinds, clip_kinds = load_labeller(path)
         clips = [(clip, frame_files(clip)) for clip in args.clips]
     except ClientError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(f"Loaded {path}; labels: {', '.join(kinds)}", file=sys.stderr)
+    print(f"Loaded {path}; labels: {', '.join(kinds)}"
+          + (f"; clip labels: {', '.join(clip_kinds)}" if clip_kinds else ""), file=sys.stderr)
 
     for clip, files in clips:
         encoded = tf.constant([[file.read_bytes() for file in files]], tf.string)
         result = {key: value.numpy()[0] for key, value in label_video(encoded_frames=encoded).items()}
         labels = {kind: [v.decode("utf-8") for v in result[f"{kind}_labels"]] for kind in kinds}
+        clip_labels = {kind: result[f"clip_{kind}"].decode("utf-8") for kind in clip_kinds}
         error = result["error"].decode("utf-8")
         if args.json:
-            print(json.dumps({"clip": clip, "frames": len(files), "labels": labels, "error": error}))
+            print(json.dumps({"clip": clip, "frames": len(files), "labels": labels, "error": error,
+                              **({"clip_labels": clip_labels} if clip_kinds else {})}))
         else:
             for index in range(len(files)):
                 print("\t".join([clip, str(index)] + [labels[kind][index] for kind in kinds]))
+            if clip_kinds:
+                print("\t".join([clip, "clip"] + [clip_labels[kind] for kind in clip_kinds]))
         if error:
             print(f"{clip}: {error}", file=sys.stderr)
     sys.stdout.flush()

@@ -18,10 +18,20 @@ its own `k_labels` and `k_probabilities` outputs):
   `state`, so a live stream is labelled one frame at a time with the labels of the
   offline pass.
 
+A model with clip labels (`clip_class_names`) adds, for every clip label kind `k`,
+`clip_k` (string `[batch]`: the clip's label; "" for a clip of zero frames) and
+`clip_k_probabilities` (float32 `[batch, classes]`) to every signature's outputs; `step`
+gives the clip label of the stream so far (the offline clip label of the frames seen),
+and a frame-only model's `state` then carries the sum and count of its frame outputs.
+`video` reads undecodable frames as black for the clip label.
+
 Long clips are read in chunks of `CHUNK_FRAMES` frames by the CNN (the memory a call needs
 grows with the clip only through its small per-frame features), so a 10,000-frame clip
 runs in bounded memory; a clip of zero frames and a batch of zero clips return empty
-outputs. The class names are also written as `assets/labels.json`.
+outputs. The recurrent stack and the clip summary (last real frame or mean) then read
+the whole clip's features at once. The class names are also written as
+`assets/labels.json` (`label_kinds`, `class_names`, and with clip labels
+`clip_label_kinds`, `clip_class_names`).
 """
 
 import json
@@ -33,6 +43,7 @@ import tensorflow as tf
 from rnn_toolkit.data.clip_batches import resize_square
 from rnn_toolkit.data.images import decode_image_batch
 from rnn_toolkit.saved_model import version_dir, write_saved_model
+from rnn_toolkit.tasks.frame_labeller.model import CLIP_PREFIX
 
 CHUNK_FRAMES = 256
 """Frames the CNN reads at once in a served call."""
@@ -62,6 +73,8 @@ class FrameLabellerServing(tf.Module):
         self.assets = [tf.saved_model.Asset(str(path)) for path in asset_files]
         self.kinds = model.label_kinds
         self.names = {kind: tf.constant(list(model.class_names[kind])) for kind in self.kinds}
+        self.clip_kinds = model.clip_label_kinds
+        self.clip_names = {kind: tf.constant(list(model.clip_class_names[kind])) for kind in self.clip_kinds}
 
     def _features(self, pixels):
         """float32 frames `[batch, time, S, S, 3]` -> features `[batch, time, F]`, CHUNK_FRAMES at a time."""
@@ -88,10 +101,14 @@ class FrameLabellerServing(tf.Module):
             # Keras' recurrent layers need at least one real frame per row: rows with
             # none are read as one frame long and blanked below.
             logits = self.model.logits_from_features(features, mask=tf.sequence_mask(tf.maximum(lengths, 1), time))
-            return [tf.nn.softmax(logits[kind]) for kind in self.kinds]
+            return [tf.nn.softmax(logits[kind]) for kind in self.kinds] + [
+                tf.nn.softmax(logits[CLIP_PREFIX + kind]) for kind in self.clip_kinds
+            ]
 
         def empty():
-            return [tf.zeros([batch, time, len(self.model.class_names[kind])]) for kind in self.kinds]
+            return [tf.zeros([batch, time, len(self.model.class_names[kind])]) for kind in self.kinds] + [
+                tf.zeros([batch, len(self.model.clip_class_names[kind])]) for kind in self.clip_kinds
+            ]
 
         probabilities = tf.cond(tf.logical_and(batch > 0, time > 0), run, empty)
         outputs = {}
@@ -101,6 +118,11 @@ class FrameLabellerServing(tf.Module):
             outputs[f"{kind}_labels"], outputs[f"{kind}_probabilities"] = labels, probs
         primary = self.kinds[0]
         outputs["labels"], outputs["probabilities"] = outputs[f"{primary}_labels"], outputs[f"{primary}_probabilities"]
+        has_frames = lengths > 0
+        for kind, probs in zip(self.clip_kinds, probabilities[len(self.kinds):]):
+            probs = probs * tf.cast(has_frames, tf.float32)[:, tf.newaxis]
+            labels = tf.where(has_frames, tf.gather(self.clip_names[kind], tf.argmax(probs, axis=-1)), "")
+            outputs[CLIP_PREFIX + kind], outputs[f"{CLIP_PREFIX}{kind}_probabilities"] = labels, probs
         return outputs
 
     def _pixels(self, frames):
@@ -135,7 +157,12 @@ class FrameLabellerServing(tf.Module):
     def video(self, encoded_frames):
         batch, time = tf.shape(encoded_frames)[0], tf.shape(encoded_frames)[1]
         size = self.model.frame_size
-        pixels, ok, error = decode_image_batch(tf.reshape(encoded_frames, [-1]), size, background=0)
+        # Frames are stretched to the square as `serving_default` and the training
+        # pipeline do (not padded to keep their aspect, as the captioner's images are).
+        pixels, ok, error = decode_image_batch(
+            tf.reshape(encoded_frames, [-1]), size, background=0,
+            resize=lambda image: resize_square(image[tf.newaxis], size)[0],
+        )
         pixels = tf.reshape(pixels, [batch, time, size, size, 3])
         outputs = self._label(pixels, tf.fill([batch], time))
         ok = tf.reshape(ok, [batch, time])
@@ -160,18 +187,25 @@ class FrameLabellerServing(tf.Module):
             outputs[f"{kind}_labels"] = tf.gather(self.names[kind], tf.argmax(probs, axis=-1))
             outputs[f"{kind}_probabilities"] = probs
         outputs["labels"], outputs["probabilities"] = outputs[f"{self.kinds[0]}_labels"], outputs[f"{self.kinds[0]}_probabilities"]
+        for kind in self.clip_kinds:
+            probs = tf.nn.softmax(logits[CLIP_PREFIX + kind])
+            outputs[CLIP_PREFIX + kind] = tf.gather(self.clip_names[kind], tf.argmax(probs, axis=-1))
+            outputs[f"{CLIP_PREFIX}{kind}_probabilities"] = probs
         outputs["state"] = self._flatten(new_states)
         return outputs
 
     @property
     def state_size(self):
         if self.model.recurrent is None:
-            return 0
+            # With clip labels: the sum of the frame outputs so far and their count.
+            return self.model.units + 1 if self.clip_kinds else 0
         stack = self.model.recurrent
         return stack.units * stack.state_size * stack.num_layers
 
     def _unflatten(self, state):
         if self.model.recurrent is None:
+            if self.clip_kinds:
+                return [tf.split(state, [self.model.units, 1], axis=-1)]
             return []
         stack, dtype = self.model.recurrent, self.model.compute_dtype
         parts = tf.split(tf.cast(state, dtype), stack.state_size * stack.num_layers, axis=-1)
@@ -204,10 +238,12 @@ def export_frame_labeller(model, base_dir="saved_models", *, name="frame_labelle
     target = version_dir(base_dir, name, version)
     with tempfile.TemporaryDirectory() as scratch:
         labels_file = Path(scratch) / "labels.json"
-        labels_file.write_text(json.dumps(
-            {"label_kinds": list(model.label_kinds), "class_names": {k: list(v) for k, v in model.class_names.items()},
-             "frame_size": model.frame_size, "direction": model.direction}, indent=1
-        ))
+        assets = {"label_kinds": list(model.label_kinds), "class_names": {k: list(v) for k, v in model.class_names.items()},
+                  "frame_size": model.frame_size, "direction": model.direction}
+        if model.clip_label_kinds:
+            assets.update(clip_label_kinds=list(model.clip_label_kinds),
+                          clip_class_names={k: list(v) for k, v in model.clip_class_names.items()})
+        labels_file.write_text(json.dumps(assets, indent=1))
         module = FrameLabellerServing(model, [labels_file])
         signatures = {"serving_default": module.serve, "label_clips": module.label_clips, "video": module.video}
         if model.direction != "bidirectional":

@@ -1,5 +1,7 @@
 """The frame labeller: a CNN reads every frame, a recurrent stack carries what it has seen,
-and a softmax per label kind labels every frame (the lecture's many-to-many case).
+and a softmax per label kind labels every frame (the lecture's many-to-many case);
+optionally a softmax per clip label kind also labels the whole clip, from the same parts
+(many-to-one: see `FrameLabeller.clip_summary`).
 
 `direction` picks what connects the frames:
 
@@ -31,15 +33,17 @@ from rnn_toolkit.training.sequence_losses import MaskedSequenceCrossentropy, Tok
 DIRECTIONS = ("causal", "bidirectional", "none")
 # Frame labels pad with -1: class 0 is a real class.
 PADDING_LABEL = -1
+# A clip label kind's output (and target) key: `clip_<kind>`.
+CLIP_PREFIX = "clip_"
 # Encoders whose weights start random: they train with the model.
 _UNTRAINED_ENCODERS = ("small_cnn", "efficientnet_lite0_random")
 
 
-def _as_class_names(class_names):
+def _as_class_names(class_names, argument="class_names"):
     """`{kind: tuple of names}` from a list of names (one kind, `"label"`) or a mapping."""
     if isinstance(class_names, str) or not class_names:
         raise ValueError(
-            "`class_names` must be a non-empty list of class names, or a mapping from label "
+            f"`{argument}` must be a non-empty list of class names, or a mapping from label "
             f"kind to such a list; received {class_names!r}."
         )
     if not isinstance(class_names, dict):
@@ -49,7 +53,7 @@ def _as_class_names(class_names):
         names = tuple(str(name) for name in names) if not isinstance(names, str) else ()
         if len(names) < 2 or len(set(names)) != len(names):
             raise ValueError(
-                f"`class_names[{kind!r}]` must hold at least 2 distinct names; received {class_names[kind]!r}."
+                f"`{argument}[{kind!r}]` must hold at least 2 distinct names; received {class_names[kind]!r}."
             )
         checked[str(kind)] = names
     return checked
@@ -60,8 +64,9 @@ class FrameLabeller(GradientClippingModel):
     """Frame CNN -> recurrent stack (or none) -> one softmax per label kind and frame.
 
     `call({"frames": frames, "lengths": lengths})` returns `{kind: float32 logits
-    [batch, time, classes]}`. Build it with `build_frame_labeller()`, which also
-    compiles it.
+    [batch, time, classes]}`, and with `clip_class_names` also `{"clip_<kind>": float32
+    logits [batch, classes]}` per clip label kind. Build it with `build_frame_labeller()`,
+    which also compiles it.
 
     Args:
         class_names: a list of class names (one label kind, `"label"`) or a mapping
@@ -84,6 +89,9 @@ class FrameLabeller(GradientClippingModel):
         pretrained: load a pretrained encoder's weights (False when a saved model brings them).
         dtype_policy: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
         clip_norm: global gradient-norm clipping threshold (None or 0: off).
+        clip_class_names: None (no clip label), or like `class_names`: label kinds to
+            predict once per clip as well (e.g. which digit moves), each from a summary of
+            the clip's real frames (see `clip_summary`).
         **kwargs: standard `keras.Model` arguments (`name`).
     """
 
@@ -103,12 +111,19 @@ class FrameLabeller(GradientClippingModel):
         pretrained=True,
         dtype_policy="auto",
         clip_norm=1.0,
+        clip_class_names=None,
         **kwargs,
     ):
         kwargs.pop("dtype", None)
         policy = resolve_dtype_policy(dtype_policy)
         super().__init__(clip_norm=clip_norm, dtype=policy, **kwargs)
         class_names = _as_class_names(class_names)
+        clip_class_names = {} if clip_class_names is None else _as_class_names(clip_class_names, "clip_class_names")
+        clashes = sorted(CLIP_PREFIX + kind for kind in clip_class_names if CLIP_PREFIX + kind in class_names)
+        if clashes:
+            raise ValueError(
+                f"The clip label outputs {clashes} would have the names of frame label kinds; rename those kinds."
+            )
         if direction not in DIRECTIONS:
             raise ValueError(f"`direction` must be one of {DIRECTIONS}; received direction={direction!r}.")
         frame_size = check_positive_int("frame_size", frame_size)
@@ -155,9 +170,14 @@ class FrameLabeller(GradientClippingModel):
             kind: keras.layers.Dense(len(names), name=f"head_{kind}", dtype="float32")
             for kind, names in class_names.items()
         }
+        self.clip_heads = {
+            kind: keras.layers.Dense(len(names), name=f"clip_head_{kind}", dtype="float32")
+            for kind, names in clip_class_names.items()
+        }
 
         # === Config ===
         self.class_names = class_names
+        self.clip_class_names = clip_class_names
         self.frame_encoder_spec = encoder_spec
         self.encoder_from_scratch = bool(fine_tune_encoder) and isinstance(encoder_spec, str) and (
             encoder_spec in _UNTRAINED_ENCODERS
@@ -185,11 +205,18 @@ class FrameLabeller(GradientClippingModel):
             width = self.units
         for head in self.heads.values():
             head.build((None, None, width))
+        for head in self.clip_heads.values():
+            head.build((None, width))
         self.built = True
 
     @property
     def label_kinds(self):
         return tuple(self.class_names)
+
+    @property
+    def clip_label_kinds(self):
+        """The clip label kinds (their outputs are `clip_<kind>`), in the order of `clip_class_names`."""
+        return tuple(self.clip_class_names)
 
     # --- The pieces ---------------------------------------------------------------------------
 
@@ -213,8 +240,17 @@ class FrameLabeller(GradientClippingModel):
 
     def logits_from_features(self, features, mask=None, training=None, initial_state=None, return_state=False):
         """Frame features `[batch, time, feature_size]` (from `frame_features`) -> `{kind:
-        logits}`; with `return_state`, also the recurrent stack's final state. The exported
-        model calls it on features the CNN computed in chunks."""
+        logits}` (and `clip_<kind>` logits over the real frames of `mask`); with
+        `return_state`, also the recurrent stack's final state. The exported model calls
+        it on features the CNN computed in chunks."""
+        hidden, state = self._frame_outputs(features, mask=mask, training=training, initial_state=initial_state)
+        logits = self._frame_logits(hidden)
+        if self.clip_heads:
+            logits.update(self._clip_logits(self.clip_summary(hidden, mask)))
+        return (logits, state) if return_state else logits
+
+    def _frame_outputs(self, features, mask=None, training=None, initial_state=None):
+        """Frame features -> `(per-frame outputs [batch, time, width], recurrent state or None)`."""
         features = self.feature_dropout(features, training=training)
         state = None
         if self.recurrent is None:
@@ -223,12 +259,35 @@ class FrameLabeller(GradientClippingModel):
             hidden, state = self.recurrent(
                 features, initial_state=initial_state, mask=mask, training=training, return_state=True
             )
-        hidden = self.output_dropout(hidden, training=training)
+        return self.output_dropout(hidden, training=training), state
+
+    def _frame_logits(self, hidden):
         # The recurrent output carries a Keras mask, which the loss would apply on top of
         # its own padding mask (and with per-clip losses, in the wrong shape): the masked
         # losses see padding in the labels (-1) instead.
-        logits = {kind: tf.identity(head(hidden)) for kind, head in self.heads.items()}
-        return (logits, state) if return_state else logits
+        return {kind: tf.identity(head(hidden)) for kind, head in self.heads.items()}
+
+    def _clip_logits(self, summary):
+        return {CLIP_PREFIX + kind: head(summary) for kind, head in self.clip_heads.items()}
+
+    def clip_summary(self, hidden, mask=None):
+        """Per-frame outputs `[batch, time, width]` -> float32 `[batch, width]`: what the
+        clip heads read, over the real frames of `mask` (None: all).
+
+        A causal model takes its output at the last real frame: it has read the whole
+        clip there (the lecture's many-to-one), and the same output at any earlier frame
+        is the clip label of a stream so far. A bidirectional or frame-only model takes the
+        mean over the real frames: a bidirectional output at the last frame has seen
+        that frame alone backwards, and a frame-only one nothing but that frame.
+        """
+        hidden = tf.cast(hidden, tf.float32)  # a sum over thousands of frames in 16 bits would round
+        if mask is None:
+            mask = tf.ones(tf.shape(hidden)[:2], tf.bool)
+        if self.direction == "causal":
+            last = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
+            return tf.gather(hidden, last, batch_dims=1)
+        valid = tf.cast(mask, tf.float32)[..., tf.newaxis]
+        return tf.reduce_sum(hidden * valid, axis=1) / tf.maximum(tf.reduce_sum(valid, axis=1), 1.0)
 
     def call(self, inputs, training=None):
         """`{kind: float32 logits [batch, time, classes]}` for `{"frames", "lengths"}` (or
@@ -246,39 +305,69 @@ class FrameLabeller(GradientClippingModel):
     # --- Streaming ----------------------------------------------------------------------------
 
     def initial_state(self, batch_size):
-        """The state of streams that have seen no frame yet (causal and frame-only models)."""
+        """The state of streams that have seen no frame yet (causal and frame-only models):
+        the recurrent stack's, or for a frame-only model with clip heads the sum and count
+        of its frame outputs so far (`[[float32 [batch, units], float32 [batch, 1]]]`)."""
         if self.direction == "bidirectional":
             raise ValueError("A bidirectional frame labeller reads whole clips; it cannot stream.")
         if self.recurrent is None:
-            return []
+            if not self.clip_heads:
+                return []
+            return [[tf.zeros([batch_size, self.units]), tf.zeros([batch_size, 1])]]
         return self.recurrent.get_initial_state(batch_size)
 
     def step(self, frames, state):
         """One frame per stream: float pixels `[batch, S, S, 1 or 3]` and the state ->
         `({kind: float32 logits [batch, classes]}, new state)`; the labels equal the
-        offline pass's on the same frames."""
+        offline pass's on the same frames, and `clip_<kind>` the offline clip label of
+        the frames so far."""
         if self.direction == "bidirectional":
             raise ValueError("A bidirectional frame labeller reads whole clips; it cannot stream.")
         features = self.frame_features(tf.convert_to_tensor(frames)[:, tf.newaxis])[:, 0]
         if self.recurrent is None:
             hidden, new_state = self.frame_dense(features), []
+            summary = None
+            if self.clip_heads:
+                total, count = state[0]
+                total, count = total + tf.cast(hidden, tf.float32), count + 1.0
+                summary, new_state = total / count, [[total, count]]
         else:
             hidden, new_state = self.recurrent.step(features, state)
+            summary = tf.cast(hidden, tf.float32)
         logits = {kind: head(hidden) for kind, head in self.heads.items()}
+        if self.clip_heads:
+            logits.update(self._clip_logits(summary))
         return logits, new_state
 
     def label_stream(self, frames, state=None):
         """Labels a chunk of a stream `[batch, time, S, S, C]`, continuing from `state`
         (None: a new stream) -> `({kind: logits [batch, time, classes]}, new state)`. Long
-        clips go through in chunks with the state carried, in bounded memory."""
+        clips go through in chunks with the state carried, in bounded memory. With clip
+        heads, `clip_<kind>` holds logits `[batch, time, classes]`: at each frame, the
+        offline clip label of the stream up to that frame."""
         if self.direction == "bidirectional":
             raise ValueError("A bidirectional frame labeller reads whole clips; it cannot stream.")
         features = self.frame_features(frames)
-        if self.recurrent is None:
-            return self.logits_from_features(features), []
         if state is None:
-            state = self.recurrent.get_initial_state(tf.shape(features)[0])
-        return self.logits_from_features(features, initial_state=state, return_state=True)
+            state = self.initial_state(tf.shape(features)[0])
+        if self.recurrent is None:
+            hidden, _ = self._frame_outputs(features)
+            new_state = []
+            if self.clip_heads:
+                # Running means: the sums and counts carry across chunks.
+                total, count = state[0]
+                sums = total[:, tf.newaxis] + tf.cumsum(tf.cast(hidden, tf.float32), axis=1)
+                counts = count[:, tf.newaxis] + tf.cast(tf.range(1, tf.shape(hidden)[1] + 1), tf.float32)[:, tf.newaxis]
+                running = sums / counts
+                new_state = [[total + tf.reduce_sum(tf.cast(hidden, tf.float32), axis=1),
+                              count + tf.cast(tf.shape(hidden)[1], tf.float32)]]
+        else:
+            hidden, new_state = self._frame_outputs(features, initial_state=state)
+            running = tf.cast(hidden, tf.float32)
+        logits = self._frame_logits(hidden)
+        if self.clip_heads:
+            logits.update(self._clip_logits(running))
+        return logits, new_state
 
     # --- Config -------------------------------------------------------------------------------
 
@@ -300,6 +389,7 @@ class FrameLabeller(GradientClippingModel):
             direction=self.direction,
             dropout=self.dropout,
             dtype_policy=self.dtype_policy_name,
+            clip_class_names={kind: list(names) for kind, names in self.clip_class_names.items()} or None,
         )
         return config
 
@@ -338,13 +428,16 @@ def build_frame_labeller(
     optimizer=None,
     clip_norm=1.0,
     dtype_policy="auto",
+    clip_class_names=None,
     name="frame_labeller",
 ):
     """Builds and compiles a frame labeller (see `FrameLabeller` for the arguments).
 
     The loss is, per label kind, the cross-entropy of every real frame's label (padded
     frames, labelled -1, count for nothing), summed over the kinds; the metric
-    `<kind>_accuracy` is the share of real frames labelled right.
+    `<kind>_accuracy` is the share of real frames labelled right. Each clip label kind
+    adds the cross-entropy of its clip labels (targets `clip_<kind>`, int `[batch]`) to
+    the sum, and the metric `clip_<kind>_accuracy`.
 
     Returns:
         A compiled `FrameLabeller`.
@@ -362,6 +455,16 @@ def build_frame_labeller(
     {'digit': (2, 5, 10), 'direction': (2, 5, 2)}
     >>> model.recurrent.cudnn_eligible
     True
+
+    One label per clip as well (many-to-one from the same parts):
+
+    >>> model = rnn_toolkit.build_frame_labeller(
+    ...     {"digit": list("0123456789"), "direction": ["left", "right"]},
+    ...     clip_class_names={"digit": list("0123456789")}, frame_size=32, units=8,
+    ... )
+    >>> logits = model({"frames": np.zeros((2, 5, 32, 32, 1), "float32"), "lengths": np.array([5, 3])})
+    >>> tuple(logits["clip_digit"].shape)
+    (2, 10)
     """
     model = FrameLabeller(
         class_names,
@@ -378,12 +481,18 @@ def build_frame_labeller(
         pretrained=pretrained,
         dtype_policy=dtype_policy,
         clip_norm=clip_norm,
+        clip_class_names=clip_class_names,
         name=name,
     )
     model.build()
+    loss = {kind: MaskedSequenceCrossentropy(padding_id=PADDING_LABEL) for kind in model.label_kinds}
+    metrics = {kind: [TokenAccuracy(name="accuracy", padding_id=PADDING_LABEL)] for kind in model.label_kinds}
+    for kind in model.clip_label_kinds:
+        loss[CLIP_PREFIX + kind] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics[CLIP_PREFIX + kind] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate) if optimizer is None else optimizer,
-        loss={kind: MaskedSequenceCrossentropy(padding_id=PADDING_LABEL) for kind in model.label_kinds},
-        metrics={kind: [TokenAccuracy(name="accuracy", padding_id=PADDING_LABEL)] for kind in model.label_kinds},
+        loss=loss,
+        metrics=metrics,
     )
     return model
