@@ -22,6 +22,7 @@ from rnn_toolkit.tasks.frame_labeller.model import CLIP_PREFIX, DIRECTIONS
 from rnn_toolkit.tasks.frame_labeller.run import (
     DATA_NAMES,
     FrameLabellerRunConfig,
+    data_source_error,
     train_frame_labeller_run,
 )
 
@@ -82,9 +83,9 @@ OPTION_HELP = {
 
 
 def _prepare_config(config):
-    if config.data not in DATA_NAMES and not config.data.endswith(".csv") and not config.data.startswith("tfds:"):
-        raise UsageError("--data", f"must be one of {', '.join(DATA_NAMES)}, a video,frame,label .csv table or "
-                         f"tfds:NAME[/CONFIG], got {config.data!r}")
+    error = data_source_error(config.data)
+    if error:
+        raise UsageError("--data", error)
     if config.min_frames > config.frames:
         raise UsageError("--min-frames", f"must be <= --frames ({config.frames}), got {config.min_frames}")
     # run.json records a table by its absolute path (evaluate finds it from anywhere).
@@ -229,8 +230,13 @@ EVALUATE_HELP = (
 
 
 def _evaluate(args, source):
-    from rnn_toolkit.data.clip_batches import clip_batches
-    from rnn_toolkit.tasks.frame_labeller.run import format_results, frame_scores, load_clips, predict_labels
+    from rnn_toolkit.tasks.frame_labeller.run import (
+        format_results,
+        frame_scores,
+        labels_from_scores,
+        load_clips,
+        predict_labels,
+    )
 
     config = config_from_settings(FrameLabellerRunConfig, source.info)
     if args.split_seed is not None:
@@ -241,18 +247,15 @@ def _evaluate(args, source):
     else:
         scored = f"the SavedModel {source.saved_path}"
         signature = source.loaded.signatures["label_clips"]
-        predicted = {kind: [] for kind in test.label_kinds}
         clip_keys = [CLIP_PREFIX + kind for kind in test.label_kinds
                      if CLIP_PREFIX + kind in signature.structured_outputs]
-        clip_predicted = {key: [] for key in clip_keys}
-        for inputs, _ in clip_batches(test, batch_size=args.batch_size or 32, frame_size=config.frame_size, shuffle=False):
+
+        def scores(inputs):
             outputs = signature(frames=inputs["frames"], lengths=inputs["lengths"])
-            for kind in predicted:
-                best = np.argmax(outputs[f"{kind}_probabilities"].numpy(), axis=-1)
-                predicted[kind].extend(row[:n] for row, n in zip(best, inputs["lengths"].numpy()))
-            for key in clip_keys:
-                clip_predicted[key].extend(np.argmax(outputs[f"{key}_probabilities"].numpy(), axis=-1))
-        predicted.update(clip_predicted)
+            return {key: outputs[f"{key}_probabilities"] for key in (*test.label_kinds, *clip_keys)}
+
+        predicted = labels_from_scores(scores, test, frame_size=config.frame_size, clip_keys=clip_keys,
+                                       batch_size=args.batch_size or 32)
     print_line(f"Labelling {len(test):,} held-out clips (split seed {config.split_seed}) with {scored} ...")
     name = source.model.direction if source.model is not None else config.direction
     print_line(format_results({"test": {name: frame_scores(test, predicted)}}))

@@ -77,13 +77,18 @@ class FrameLabellerRunConfig(TrainingConfig):
     baseline: bool = True  # also train the frame-only model (no recurrence) on the same split
 
 
+def data_source_error(data):
+    """Why `data` names no data source the frame labeller reads (None if it does)."""
+    if data in DATA_NAMES or data.endswith(".csv") or data.startswith(TFDS_PREFIX):
+        return None
+    return f"must be one of {', '.join(DATA_NAMES)}, a video,frame,label .csv table or tfds:NAME[/CONFIG], got {data!r}"
+
+
 def load_clips(config):
     """`{"train", "validation", "test"}: LabelledClips` for `config.data`."""
-    if config.data not in DATA_NAMES and not config.data.endswith(".csv") and not config.data.startswith(TFDS_PREFIX):
-        raise RunSetupError(
-            "data", f"must be one of {', '.join(DATA_NAMES)}, a video,frame,label .csv table or tfds:NAME[/CONFIG], "
-            f"got {config.data!r}"
-        )
+    error = data_source_error(config.data)
+    if error:
+        raise RunSetupError("data", error)
     if config.min_frames > config.frames:
         raise RunSetupError("min_frames", f"must be <= frames ({config.frames}), got {config.min_frames}")
     counts = (config.train_clips, config.validation_clips, config.test_clips)
@@ -208,19 +213,27 @@ def build_model(class_names, config, direction=None):
 def predict_labels(model, clips, batch_size=32):
     """`{kind: per-clip int arrays [time]}`: the most likely class of every real frame; and
     for a model with clip heads, `{"clip_<kind>": int array [clips]}`: of every clip."""
-    predicted = {kind: [] for kind in model.label_kinds}
-    predicted.update({CLIP_PREFIX + kind: [] for kind in getattr(model, "clip_label_kinds", ())})
-    for inputs, _ in clip_batches(clips, batch_size=batch_size, frame_size=model.frame_size, shuffle=False):
-        logits = model(inputs, training=False)
+    return labels_from_scores(
+        lambda inputs: model(inputs, training=False), clips, frame_size=model.frame_size,
+        clip_keys=[CLIP_PREFIX + kind for kind in model.clip_label_kinds], batch_size=batch_size,
+    )
+
+
+def labels_from_scores(scores, clips, *, frame_size, clip_keys=(), batch_size=32):
+    """`predict_labels` for any scorer: `scores(inputs)` takes a batch of `clip_batches`
+    inputs and returns `{kind: [batch, time, classes]}` for every label kind of `clips` and
+    `{key: [batch, classes]}` for each of `clip_keys` (logits or probabilities: only their
+    argmax counts). An exported model's `label_clips` signature is one (see `evaluate`)."""
+    predicted = {kind: [] for kind in (*clips.label_kinds, *clip_keys)}
+    for inputs, _ in clip_batches(clips, batch_size=batch_size, frame_size=frame_size, shuffle=False):
+        outputs = scores(inputs)
         lengths = inputs["lengths"].numpy()
-        for kind in predicted:
-            best = np.argmax(logits[kind].numpy(), axis=-1)
-            if kind in model.class_names:
-                predicted[kind].extend(row[:length] for row, length in zip(best, lengths))
-            else:
-                predicted[kind].extend(best)
-    return {kind: values if kind in model.class_names else np.array(values, np.int64)
-            for kind, values in predicted.items()}
+        for kind in clips.label_kinds:
+            best = np.argmax(np.asarray(outputs[kind]), axis=-1)
+            predicted[kind].extend(row[:length] for row, length in zip(best, lengths))
+        for key in clip_keys:
+            predicted[key].extend(np.argmax(np.asarray(outputs[key]), axis=-1))
+    return {key: np.array(values, np.int64) if key in clip_keys else values for key, values in predicted.items()}
 
 
 def macro_f1(truth, predicted, classes):
