@@ -44,6 +44,9 @@ benchmarks: install
 	$(BIN)/python benchmarks/captioner_input_pipeline.py
 	$(BIN)/python benchmarks/captioner_serving_latency.py
 	$(BIN)/python benchmarks/frame_labeller_comparison.py
+	$(BIN)/python benchmarks/cells_against_keras.py
+	$(BIN)/python benchmarks/gradient_flow_and_lag.py
+	$(BIN)/python benchmarks/interpretable_neurons.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -18,7 +18,7 @@ import os
 # `import tensorflow` so it takes effect. An explicit setting of the variable wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rnn_toolkit import data, decoding, export, layers, models, training  # noqa: E402
+from rnn_toolkit import cells, data, decoding, export, inspection, layers, models, training  # noqa: E402
 from rnn_toolkit.models import (  # noqa: E402
     build_captioner,
     build_char_lm,
@@ -39,9 +39,11 @@ __all__ = [
     "build_frame_labeller",
     "build_sentiment_classifier",
     "build_translator",
+    "cells",
     "data",
     "decoding",
     "export",
+    "inspection",
     "layers",
     "models",
     "training",

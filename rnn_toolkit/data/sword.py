@@ -19,7 +19,8 @@ Psalm 119's "א ALEPH." sits there in the KJV). `read_ztext(..., headings=False)
 as empty, so that only verse text remains and the slot order is kept.
 
 `read_ztext` reads a module folder; `read_deb_members` takes files out of a `.deb` without
-`dpkg`, so a downloaded package need not be installed.
+`dpkg`, so a downloaded package need not be installed (`deb_files` and `deb_file_streams`
+walk all of its files, the latter as file objects for members too large to hold).
 """
 
 import io
@@ -150,6 +151,18 @@ def deb_files(deb_path):
     """Yields `(path, read)` for every regular file of a Debian package, in archive order,
     streaming: `path` has no leading `./`, and `read()` returns the file's bytes (call it
     before the next file; files not read are decompressed and skipped, never held)."""
+    for path, open_member in deb_file_streams(deb_path):
+        yield path, lambda open_member=open_member: open_member().read()
+
+
+def deb_file_streams(deb_path):
+    """Yields `(path, open)` for every regular file of a Debian package, in archive order.
+
+    Like `deb_files`, but `open()` returns a binary file object that reads the file as it
+    is decompressed, for a member too large to hold in memory (such as the kernel tarball
+    inside `linux-source-6.1`). Read it before moving to the next file: the package is
+    one compressed stream, read once from start to end.
+    """
     with open(deb_path, "rb") as file:
         if file.read(8) != b"!<arch>\n":
             raise ValueError(f"{str(deb_path)!r} is not a Debian package (no ar header).")
@@ -167,7 +180,7 @@ def deb_files(deb_path):
             for member in archive:
                 if member.isfile():
                     path = member.name[2:] if member.name.startswith("./") else member.name
-                    yield path, lambda member=member: archive.extractfile(member).read()
+                    yield path, lambda member=member: archive.extractfile(member)
 
 
 class _ArMember(io.RawIOBase):

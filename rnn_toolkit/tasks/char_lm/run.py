@@ -28,6 +28,7 @@ from rnn_toolkit.data import (
     char_windows,
     consecutive_char_batches,
     load_corpus,
+    parse_source_corpus,
     split_text,
 )
 from rnn_toolkit.data.cache import write_atomically
@@ -37,15 +38,30 @@ from rnn_toolkit.training import ResetCarriedState, SampleText
 
 TASK = "char_lm"
 
-CORPUS_NAMES = ("shakespeare", "python")
-"""Corpora known by name; anything else given as a corpus is a path."""
+CORPUS_NAMES = ("shakespeare", "python", "linux", "glibc", "tex")
+"""Corpora known by name (`linux` and `glibc` also as `NAME:SUBTREES` or `NAME:all`, see
+`rnn_toolkit.data.parse_source_corpus`); anything else given as a corpus is a path."""
+
+_SUBTREE_CORPORA = ("linux", "glibc")
 
 DEFAULT_PROMPTS = {
     # This edition names speakers as "Romeo." on a line of their own.
     "shakespeare": ["Romeo.\n", "Juliet.\n"],
     "python": ["def "],
+    "linux": ["static int ", "#include <"],
+    # GNU style puts a function's name at the start of the line after its type.
+    "glibc": ["static int\n", "#include <"],
+    # pari-doc's entries: one \subsec per function, GP sessions between \bprog and @eprog.
+    "tex": ["\\subsec{", "\\bprog\n"],
 }
-"""Sampling prompts that suit each named corpus; other corpora start after a newline."""
+"""Sampling prompts that suit each named corpus (and its subtrees); other corpora start
+after a newline."""
+
+
+def _corpus_name(corpus):
+    """The name of a named corpus (`"linux"` for `"linux:kernel,mm"`), else `corpus` itself."""
+    name, colon, _ = corpus.partition(":")
+    return name if colon and name in _SUBTREE_CORPORA else corpus
 
 # A resumed run must rebuild the same model and data, or the backup's weights and
 # optimizer state would not fit (or would silently mean something else).
@@ -60,7 +76,7 @@ _RESUME_SETTINGS = (
 class CharLMRunConfig(TrainingConfig):
     """Everything that defines a char-LM training run (stored in `run.json`)."""
 
-    corpus: str = "shakespeare"  # "shakespeare", "python", "tfds:NAME[:SPLIT]", or a text file / folder
+    corpus: str = "shakespeare"  # a CORPUS_NAMES name ("linux:kernel,mm" ...), "tfds:NAME[:SPLIT]", or a file / folder
     max_chars: int | None = None  # use only the first N characters (quick tests)
     validation_fraction: float = 0.1  # held-out share of each block (see split_text)
     num_chunks: int = 10  # blocks the held-out text is drawn from
@@ -82,7 +98,7 @@ class CharLMRunConfig(TrainingConfig):
         """The prompts to sample from: the given ones, or the corpus' defaults."""
         if self.prompts:
             return list(self.prompts)
-        return list(DEFAULT_PROMPTS.get(self.corpus, ["\n"]))
+        return list(DEFAULT_PROMPTS.get(_corpus_name(self.corpus), ["\n"]))
 
 
 @dataclasses.dataclass
@@ -104,9 +120,18 @@ class CharLMData:
 
 
 def corpus_source(corpus):
-    """How `run.json` records a corpus: its name, or the absolute path of a file."""
+    """How `run.json` records a corpus: its name, or the absolute path of a file.
+
+    A source corpus is recorded in its canonical form (`"linux:mm,kernel/"` as
+    `"linux:kernel,mm"`), so that equal selections compare equal.
+    """
     if corpus in CORPUS_NAMES or corpus.startswith("tfds:"):
         return corpus
+    if _corpus_name(corpus) in _SUBTREE_CORPORA:
+        try:
+            return parse_source_corpus(corpus).spec
+        except ValueError:
+            return corpus  # loading it reports what is wrong
     return str(Path(corpus).expanduser().resolve())
 
 
@@ -125,7 +150,7 @@ def load_split(corpus, *, max_chars=None, validation_fraction=0.1, num_chunks=10
     except FileNotFoundError as error:
         raise RunSetupError("corpus", f"no such file or folder: {str(corpus)!r}") from error
     except (ValueError, RuntimeError) as error:
-        # ValueError: an empty corpus; RuntimeError: the Shakespeare download failed.
+        # ValueError: an empty corpus or bad subtrees; RuntimeError: a download failed.
         raise RunSetupError("corpus", str(error)) from error
     if max_chars is not None:
         text = text[:max_chars]
