@@ -490,40 +490,44 @@ def probe_table(activations, probes=None, *, language=None, top=1, select=None, 
         probes = dict(sorted(standard_probes(activations.text, language).items()))
         # A text without brackets (or quotes) has a constant probe: nothing to rank.
         probes = {name: values for name, values in probes.items() if np.ptp(values) > 0} or probes
-    ranges = [(0, len(activations.text))] if select is None else [
-        _character_range(select, "select", len(activations.text)),
-        _character_range(evaluate, "evaluate", len(activations.text)),
-    ]
+    if select is not None:
+        length = len(activations.text)
+        select_start, select_stop = _character_range(select, "select", length)
+        eval_start, eval_stop = _character_range(evaluate, "evaluate", length)
+        selection = activations.slice(select_start, select_stop)
+        evaluation = activations.slice(eval_start, eval_stop)
     rows, skipped = [], []
     for probe_name, probe in probes.items():
         values = as_probe(activations.text, probe)
-        parts = []
-        for start, stop in ranges:
-            part = values[start:stop].copy()
-            part[:warmup] = np.nan
-            parts.append((start, stop, part))
         if select is None:
-            start, stop, chosen = parts[0]
-            chosen_activations = activations if (start, stop) == (0, len(activations.text)) else activations.slice(start, stop)
+            chosen = _after_warmup(values, warmup)
             used = chosen[~np.isnan(chosen)]
-            for score in rank_units(chosen_activations, chosen, top=top):
+            for score in rank_units(activations, chosen, top=top):
                 rows.append(ProbeRow(probe_name, *score, _majority(used)))
             continue
-        (select_start, select_stop, chosen), (eval_start, eval_stop, scored) = parts
-        if any(np.ptp(part[~np.isnan(part)]) == 0 if np.any(~np.isnan(part)) else True for part in (chosen, scored)):
-            skipped.append(probe_name)  # constant on a range: nothing to choose or to score there
+        chosen = _after_warmup(values[select_start:select_stop], warmup)
+        scored = _after_warmup(values[eval_start:eval_stop], warmup)
+        if _is_constant(chosen) or _is_constant(scored):
+            skipped.append(probe_name)  # nothing to choose or to score on that range
             continue
-        best = rank_units(activations.slice(select_start, select_stop), chosen, top=top)
-        evaluation = {
-            (score.name, score.unit): score
-            for score in rank_units(activations.slice(eval_start, eval_stop), scored)
-        }
+        scores = {(score.name, score.unit): score for score in rank_units(evaluation, scored)}
         used = scored[~np.isnan(scored)]
-        for score in best:
-            rows.append(ProbeRow(
-                probe_name, *evaluation[(score.name, score.unit)], _majority(used), score.correlation
-            ))
+        for score in rank_units(selection, chosen, top=top):
+            rows.append(ProbeRow(probe_name, *scores[(score.name, score.unit)], _majority(used), score.correlation))
     return ProbeTable(rows, skipped)
+
+
+def _after_warmup(values, warmup):
+    """A copy of a range's probe values with its first `warmup` left out (NaN)."""
+    values = values.copy()
+    values[:warmup] = np.nan
+    return values
+
+
+def _is_constant(values):
+    """Whether the values not left out (not NaN) take fewer than two different values."""
+    used = values[~np.isnan(values)]
+    return used.size == 0 or np.ptp(used) == 0
 
 
 def _majority(values):
