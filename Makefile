@@ -47,6 +47,8 @@ benchmarks: install
 	$(BIN)/python benchmarks/cells_against_keras.py
 	$(BIN)/python benchmarks/gradient_flow_and_lag.py
 	$(BIN)/python benchmarks/interpretable_neurons.py
+	$(BIN)/python benchmarks/multi_worker_throughput.py
+	$(BIN)/python benchmarks/gpu_cudnn_kernels.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -159,20 +159,20 @@ def test_the_clients_shared_helpers_are_identical():
 # --- Tiny real runs (slow) ----------------------------------------------------------------
 
 
-def _train(name, folder, *extra):
-    spec = TINY[name]
-    run_dir = folder / "run"
-    argv = ["train", name, *spec["data"](folder), *spec["options"], "--run-dir", run_dir, *extra]
-    return run_dir, argv, run_cli(argv)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TASKS)
-def test_train_export_evaluate_and_a_plain_tensorflow_client(name, tmp_path):
-    run_dir, _, (status, out, err) = _train(name, tmp_path, "--epochs", "2")
-    assert status == 0, err
+def test_train_on_two_workers_export_evaluate_and_a_plain_tensorflow_client(name, tmp_path):
+    # Trained by two worker processes (`launch`: MultiWorkerMirroredStrategy on 127.0.0.1);
+    # the single-process training of every task is tested by the resume test below.
+    spec = TINY[name]
+    run_dir = tmp_path / "run"
+    status, out, err = run_cli(["launch", "--workers", "2", "--max-restarts", "0", "--", "train", name,
+                                *spec["data"](tmp_path), *spec["options"], "--run-dir", run_dir,
+                                "--epochs", "2", "--cluster-timeout", "60"])
+    assert status == 0, out[-3000:] + err
     info = json.loads((run_dir / "run.json").read_text())
     assert info["task"] == name and info["status"] == "finished" and info["epochs_completed"] == 2
+    assert info["distribution"]["replicas"] == 2
     assert (run_dir / "model.keras").is_file() and not (run_dir / "backup").exists()
     # Output for a file or a pipe: one line per epoch, no progress-bar carriage returns.
     assert "\r" not in out and "Epoch 2/2" in out

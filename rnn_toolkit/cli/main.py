@@ -4,6 +4,7 @@
                                              without TASK, the default task
     rnn-toolkit export [options]             write a run's model as a versioned SavedModel
     rnn-toolkit evaluate [MODEL] [options]   score a run's model or a SavedModel
+    rnn-toolkit launch --workers N -- train ...   train on N worker processes of this machine
     rnn-toolkit COMMAND ...                  each task's own commands (sample, predict,
                                              translate, demo, ...)
 
@@ -26,6 +27,13 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from rnn_toolkit.cli import loading  # noqa: E402
+from rnn_toolkit.cli.distribution import (  # noqa: E402
+    ClusterLost,
+    add_distribution_options,
+    add_launch_command,
+    strategy_from_args,
+    train_on_cluster,
+)
 from rnn_toolkit.cli.options import (  # noqa: E402
     PROG,
     HelpFormatter,
@@ -60,6 +68,7 @@ def build_parser():
     _add_train(commands, tasks)
     _add_export(commands, tasks)
     _add_evaluate(commands, tasks)
+    add_launch_command(commands)
     for task in tasks:
         for verb in task.verbs:
             sub = commands.add_parser(
@@ -97,6 +106,7 @@ def _add_train(commands, tasks):
             formatter_class=HelpFormatter,
         )
         add_training_options(sub, task, run_dir_help=f"run folder (default: runs/{task.name})")
+        add_distribution_options(sub)
         sub.set_defaults(handler=_train, prog=sub.prog, trains=True)
 
 
@@ -206,6 +216,9 @@ def main(argv=None):
         return _usage_failure(args.prog, error.option, str(error))
     except RunSetupError as error:
         return _usage_failure(args.prog, option_for_setting(args, error.setting), str(error))
+    except ClusterLost as error:
+        print(f"{args.prog}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         hint = "; rerun the same command to resume from the last backup" if getattr(args, "trains", False) else ""
         print(f"\n{args.prog}: interrupted{hint}", file=sys.stderr)
@@ -252,7 +265,11 @@ def _train(args):
     config = config_from_args(args, task.config)
     if task.prepare_config is not None:
         config = task.prepare_config(config)
-    task.train(config, args.run_dir or f"runs/{task.name}", overwrite=args.overwrite, print_fn=print_line)
+    # Before TensorFlow runs anything: a cluster's strategy configures the runtime.
+    strategy = strategy_from_args(args)
+    with train_on_cluster(strategy):
+        task.train(config, args.run_dir or f"runs/{task.name}", overwrite=args.overwrite,
+                   print_fn=print_line, strategy=strategy)
 
 
 def _export(args):

@@ -18,10 +18,19 @@ run.json says `"status": "scoring"`.
 import dataclasses
 import shutil
 import sys
+import tempfile
 
 import keras
 import tensorflow as tf
 
+from rnn_toolkit.runs.distributed import (
+    fit_on_workers,
+    is_chief,
+    is_multi_worker,
+    release_workers,
+    wait_for_chief,
+    worker_description,
+)
 from rnn_toolkit.runs.folder import (
     RunFolder,
     now,
@@ -30,6 +39,11 @@ from rnn_toolkit.runs.folder import (
     save_model_atomically,
     versions,
 )
+from rnn_toolkit.training import KeepBestWeights, SampleText, ScoreGenerations
+
+# Callbacks whose effects are the chief's alone (printing, scoring generations, the
+# best-epoch record, whose stop decision is broadcast): the other workers skip them.
+_CHIEF_ONLY_CALLBACKS = (SampleText, ScoreGenerations, KeepBestWeights)
 
 
 @dataclasses.dataclass
@@ -136,15 +150,24 @@ def train_run(task, config, run_dir, *, overwrite=False, verbose=None, print_fn=
             a terminal and one line per epoch otherwise (`progress_verbosity`).
         print_fn: where status lines go.
         strategy: a `tf.distribute.Strategy` whose scope the model is built in (default:
-            the current one).
+            the current one). With a `MultiWorkerMirroredStrategy`
+            (`rnn_toolkit.runs.distributed.multi_worker_strategy`), every worker calls
+            this with the same arguments: they train one model together with
+            `fit_on_workers`; worker 0 (the chief) does everything a single process does,
+            the others train in a private temporary folder, print nothing, and return
+            before saving and scoring.
 
     Returns:
-        `(model, run_info)`: the trained model and the contents of run.json.
+        `(model, run_info)`: the trained model and the contents of run.json (on a worker
+        other than the chief, a short record of its part).
 
     Raises:
         RunSetupError: if the folder holds a finished run (without `overwrite`), an
             interrupted run with other settings, or the data or settings are unusable.
     """
+    strategy = strategy or tf.distribute.get_strategy()
+    if not is_chief(strategy):
+        return _train_as_worker(task, config, strategy)
     run = Run(task=task, config=config, folder=RunFolder(run_dir), print_fn=print_fn)
     run.verbose = progress_verbosity() if verbose is None else verbose
     task.prepare(run)
@@ -155,21 +178,7 @@ def train_run(task, config, run_dir, *, overwrite=False, verbose=None, print_fn=
         resume_settings=task.resume_settings, task_files=task.extra_files,
     )
 
-    keras.utils.set_random_seed(config.seed)
-    fit_data = task.datasets(run)
-    with (strategy or tf.distribute.get_strategy()).scope():
-        run.model = task.build_model(run)
-    run.info = {
-        "task": task.name,
-        "status": "training",
-        "settings": dataclasses.asdict(config),
-        **task.describe(run),
-        "dtype_policy": getattr(run.model, "dtype_policy_name", run.model.dtype_policy.name),
-        "parameters": int(run.model.count_params()),
-        "resumed_from_epoch": run.resumed_from,
-        "versions": versions(),
-        "started_at": now(),
-    }
+    fit_data = _seed_and_build(run, strategy)
     run.folder.path.mkdir(parents=True, exist_ok=True)
     run.folder.write_run_info(run.info)
     task.before_fit(run)
@@ -178,19 +187,15 @@ def train_run(task, config, run_dir, *, overwrite=False, verbose=None, print_fn=
         run.folder, backup_every=config.backup_every, before_history=task.callbacks(run),
         print_fn=print_fn,
     )
-    run.model.fit(
-        fit_data.train,
-        epochs=config.epochs,
-        steps_per_epoch=fit_data.steps_per_epoch,
-        validation_data=fit_data.validation,
-        validation_steps=fit_data.validation_steps,
-        callbacks=callbacks,
-        verbose=run.verbose,
-    )
+    _fit(run, strategy, fit_data, callbacks)
     run.history = run.folder.save_history()
     run.train_seconds = float(sum(run.history.get("train_seconds", [])))
 
     save_model_atomically(run.model, run.folder.model)
+    if is_multi_worker(strategy):
+        # Scoring runs on the chief alone: a model of the multi-worker strategy would wait
+        # for the other workers at its first collective (evaluate's metrics).
+        run.model = keras.saving.load_model(run.folder.model)
     run.info.update(
         status="scoring",
         epochs_completed=len(run.history.get("epoch", [])),
@@ -207,4 +212,95 @@ def train_run(task, config, run_dir, *, overwrite=False, verbose=None, print_fn=
     if report:
         print_fn(report)
     print_fn(f"Saved {run.folder.model}")
+    release_workers(strategy)
     return run.model, run.info
+
+
+def _seed_and_build(run, strategy):
+    """Seeds everything, makes the datasets, builds the model in `strategy`'s scope,
+    and fills `run.info` (run.json's first contents); returns the `FitData`."""
+    keras.utils.set_random_seed(run.config.seed)
+    fit_data = run.task.datasets(run)
+    with strategy.scope():
+        run.model = run.task.build_model(run)
+    run.info = {
+        "task": run.task.name,
+        "status": "training",
+        "settings": dataclasses.asdict(run.config),
+        **run.task.describe(run),
+        "dtype_policy": getattr(run.model, "dtype_policy_name", run.model.dtype_policy.name),
+        "parameters": int(run.model.count_params()),
+        "resumed_from_epoch": run.resumed_from,
+        **_distribution_info(strategy),
+        "versions": versions(),
+        "started_at": now(),
+    }
+    return fit_data
+
+
+def _fit(run, strategy, fit_data, callbacks):
+    config = run.config
+    if is_multi_worker(strategy):
+        fit_on_workers(
+            run.model, strategy, fit_data, epochs=config.epochs, callbacks=callbacks, verbose=run.verbose
+        )
+        return
+    run.model.fit(
+        fit_data.train,
+        epochs=config.epochs,
+        steps_per_epoch=fit_data.steps_per_epoch,
+        validation_data=fit_data.validation,
+        validation_steps=fit_data.validation_steps,
+        callbacks=callbacks,
+        verbose=run.verbose,
+    )
+
+
+def _distribution_info(strategy):
+    """run.json's record of how the run was distributed (nothing for one device)."""
+    if is_multi_worker(strategy):
+        resolver = strategy.cluster_resolver
+        return {"distribution": {
+            "strategy": type(strategy).__name__,
+            "workers": resolver.cluster_spec().as_dict().get("worker", []),
+            "replicas": strategy.num_replicas_in_sync,
+        }}
+    if strategy.num_replicas_in_sync > 1:
+        return {"distribution": {
+            "strategy": type(strategy).__name__,
+            "devices": list(strategy.extended.worker_devices),
+            "replicas": strategy.num_replicas_in_sync,
+        }}
+    return {}
+
+
+def _train_as_worker(task, config, strategy):
+    """A worker's part of a multi-worker run (any worker but the chief): the same data,
+    model and training steps as the chief, in a private folder that is deleted after, with
+    nothing printed and nothing saved; the chief's state is broadcast to it at the start."""
+    scratch = tempfile.mkdtemp(prefix="rnn_toolkit-worker-")
+    try:
+        run = Run(task=task, config=config, folder=RunFolder(scratch), print_fn=_silent, verbose=0)
+        task.prepare(run)
+        fit_data = _seed_and_build(run, strategy)
+        task.before_fit(run)
+        callbacks = [
+            callback
+            for callback in run_callbacks(run.folder, backup_every=None, before_history=task.callbacks(run),
+                                          print_fn=_silent, writes=False)
+            if not isinstance(callback, _CHIEF_ONLY_CALLBACKS)
+        ]
+        history = fit_on_workers(run.model, strategy, fit_data, epochs=config.epochs, callbacks=callbacks, verbose=0)
+        wait_for_chief(strategy)
+        return run.model, {
+            "task": task.name,
+            "status": "finished",
+            "worker": worker_description(strategy),
+            "epochs_trained": len(history.epoch),
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _silent(*args, **kwargs):
+    pass

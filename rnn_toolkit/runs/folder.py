@@ -290,14 +290,18 @@ def now():
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def run_callbacks(folder, *, backup_every, before_history=(), print_fn=print):
+def run_callbacks(folder, *, backup_every, before_history=(), print_fn=print, writes=True):
     """The callbacks every training run uses, in the order that keeps them consistent.
 
     `TrainingClock` (adds `train_seconds`), the backup (every `backup_every` steps and at
     epoch ends), then `before_history` (callbacks whose state must be saved before an
     epoch is recorded, e.g. `KeepBestWeights`), `CSVLogger` (after the backup: a history
-    row always has its backup on disk) and TensorBoard if it is installed.
+    row always has its backup on disk) and TensorBoard if it is installed. With
+    `writes=False` (a worker other than the chief of a multi-worker run), only the clock
+    and `before_history`: no backup, history or logs.
     """
+    if not writes:
+        return [TrainingClock(), *before_history]
     callbacks = [
         TrainingClock(),
         EpochBackupAndRestore(folder.backup, save_freq=backup_every),

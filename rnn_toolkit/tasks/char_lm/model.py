@@ -157,13 +157,26 @@ class CharLanguageModel(GradientClippingModel):
         of batch i (gradients stop at the batch boundary). Pair with the
         `ResetCarriedState` callback. Evaluation and generation are unaffected.
 
+        Under a distribution strategy, call it inside the strategy's scope with the batch
+        size of ONE replica (the global batch divided by the replica count): each replica
+        then carries the state of its own rows (the variables are per replica).
+
         Args:
-            batch_size: the fixed batch size of the consecutive pipeline.
+            batch_size: the fixed batch size of the consecutive pipeline (per replica).
         """
         batch_size = check_positive_int("batch_size", batch_size)
         initial = self.recurrent.get_initial_state(batch_size)
         self._carried.variables = [
-            [tf.Variable(tf.zeros_like(s), trainable=False) for s in layer] for layer in initial
+            [
+                tf.Variable(
+                    tf.zeros_like(s), trainable=False,
+                    # One copy per replica, written in its training step (no all-reduce).
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                )
+                for s in layer
+            ]
+            for layer in initial
         ]
         # The traced training step closes over the carry setting: force a retrace.
         self.train_function = None

@@ -308,7 +308,16 @@ class CharLMRun(TaskRun):
             dtype_policy=config.precision,
         )
         if config.tbptt:
-            model.enable_state_carry(config.batch_size)
+            # Each replica (a GPU, a worker) carries the state of its share of every batch.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            if config.batch_size % replicas:
+                raise RunSetupError(
+                    "batch_size",
+                    f"with --tbptt, each of the {replicas} replicas carries the state of its own "
+                    f"rows from batch to batch: the batch size must be a multiple of {replicas}; "
+                    f"received {config.batch_size}",
+                )
+            model.enable_state_carry(config.batch_size // replicas)
         return model
 
     def describe(self, run):
