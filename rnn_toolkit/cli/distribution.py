@@ -105,7 +105,7 @@ def add_launch_command(commands):
         f"  rnn-toolkit launch --workers 2 -- train {DEFAULT_TASK} --epochs 3\n\n"
         "On several machines, run the train command on each machine yourself with the same\n"
         "--workers list and that machine's --worker-index (README: 'Training on several\n"
-        "machines').",
+        "workers or GPUs').",
         formatter_class=HelpFormatter,
     )
     add_option(launch, "--workers", type=positive_int, default=2, metavar="N", help="worker processes")
