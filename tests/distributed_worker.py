@@ -51,21 +51,29 @@ def main(out, mode, workers=None):
     data = tf.data.Dataset.from_tensor_slices((tokens, labels))
     data = data.shuffle(EXAMPLES, seed=1, reshuffle_each_iteration=False).batch(BATCH)
     results = {}
-    # Twice: with the number of batches known (taken in the traced step) and unknown (the
-    # workers agree before each step whether one is left).
-    for cardinality, dataset in (("known", data), ("unknown", data.filter(lambda x, y: True))):
+    # With the number of batches known (taken in the traced step) and unknown (the workers
+    # agree before each step whether one is left); and in mixed_float16, whose loss-scale
+    # optimizer applies the gradients through its inner optimizer.
+    runs = (("known", data, "float32"), ("unknown", data.filter(lambda x, y: True), "float32"),
+            ("mixed_float16", data, "mixed_float16"))
+    for name, dataset, policy in runs:
         keras.utils.set_random_seed(0)
+        keras.config.set_dtype_policy(policy)
         with strategy.scope():
             model = TinyClassifier(clip_norm=0.05)
-            model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            optimizer = keras.optimizers.Adam(0.01)
+            if policy == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           metrics=["accuracy"])
             model(tokens[:2])
+        keras.config.set_dtype_policy("float32")
         if mode == "single":
             history = model.fit(dataset, epochs=EPOCHS, verbose=0).history
         else:
             history = fit_on_workers(model, strategy, FitData(dataset), epochs=EPOCHS, callbacks=[], verbose=0).history
-        results[cardinality] = {"weights": [w.numpy().tolist() for w in model.weights], "history": history,
-                                "steps": int(model.optimizer.iterations.numpy())}
+        results[name] = {"weights": [w.numpy().astype("float64").tolist() for w in model.weights],
+                         "history": history, "steps": int(model.optimizer.iterations.numpy())}
 
     # The example ids this process gets in each pass over a pipeline that reshuffles at every
     # pass, distributed the way `fit_on_workers` distributes its data.

@@ -148,7 +148,8 @@ def test_launch_needs_a_train_command_and_sets_the_cluster_itself():
 def test_two_workers_train_the_model_one_process_trains(tmp_path):
     """2 workers with `fit_on_workers` against 1 process with Keras' `fit`, on the same global
     batches (8, the last of each epoch 4), with clipping that bites: the same weights, the
-    same history (the pre-clip gradient norm included), and each example once per epoch."""
+    same history (the pre-clip gradient norm included), whether the number of batches is
+    known or not; close in mixed_float16; and each example once per epoch."""
     workers = ",".join(f"127.0.0.1:{port}" for port in free_ports(2))
     runs = {
         mode: start([sys.executable, str(WORKER_SCRIPT), str(tmp_path / f"{mode}.json"), mode, workers],
@@ -177,6 +178,16 @@ def test_two_workers_train_the_model_one_process_trains(tmp_path):
         for name, values in one["history"].items():
             np.testing.assert_allclose(workers[0]["history"][name], values, rtol=1e-5)
         assert min(one["history"]["grad_norm"]) > 0.05  # clipping at 0.05 did act
+    # Mixed precision: the loss-scale optimizer, its scale and its finiteness check. Half
+    # batches round differently in float16 than whole ones, and Adam turns tiny gradient
+    # differences into step-sized ones: close, not equal.
+    one, workers = single["mixed_float16"], (first["mixed_float16"], second["mixed_float16"])
+    assert one["steps"] == workers[0]["steps"] == 10  # no step skipped for a non-finite gradient
+    for a, b, c in zip(one["weights"], workers[0]["weights"], workers[1]["weights"]):
+        assert np.array_equal(b, c)
+        np.testing.assert_allclose(a, b, rtol=0, atol=0.05)
+    for name in ("loss", "grad_norm"):
+        np.testing.assert_allclose(workers[0]["history"][name], one["history"][name], rtol=1e-2)
 
     # Sharding: each worker keeps its half of every global batch; together they see every
     # example exactly once per epoch, in the order one process sees them.
