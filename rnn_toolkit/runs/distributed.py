@@ -421,8 +421,11 @@ def fit_on_workers(model, strategy, fit_data, *, epochs, callbacks, verbose):
         validation = strategy.experimental_distribute_dataset(shard_by_data(fit_data.validation))
     # One look at the first batch, as `fit` takes under any distribution strategy (so a
     # pipeline that reshuffles at each pass gives the batches it gives under `fit` then).
-    first_batch = next(iter(fit_data.train))
-    _check_same_batches(strategy, first_batch)
+    first_batch = next(iter(fit_data.train), None)
+    if first_batch is None:
+        raise ValueError("the training dataset yields no batch")
+    gather = _gatherer(strategy)
+    _check_same_batches(gather, first_batch)
     with strategy.scope():
         _build_for_training(model, first_batch)
     train_step = _distributed_step(strategy, model.train_step)
@@ -454,7 +457,7 @@ def fit_on_workers(model, strategy, fit_data, *, epochs, callbacks, verbose):
         callback_list.on_epoch_end(epoch, epoch_logs)
         training_logs = epoch_logs
         # Early stopping is the chief's decision (its callbacks hold the best-epoch record).
-        model.stop_training = _chief_flag(strategy, model.stop_training)
+        model.stop_training = bool(gather(float(bool(model.stop_training)))[0])
         if model.stop_training:
             break
     if epochs > 0:
@@ -580,7 +583,7 @@ def _build_for_training(model, batch):
         model.optimizer.build(model.trainable_variables)
 
 
-def _check_same_batches(strategy, batch):
+def _check_same_batches(gather, batch):
     """Fails if the workers' first global batches differ (an unseeded shuffle, say):
     sharding by data would then duplicate some examples and drop others, silently."""
     digest = 0.0
@@ -592,7 +595,7 @@ def _check_same_batches(strategy, batch):
             values = tf.reshape(tf.cast(tensor, tf.float64), [-1])
         weights = tf.range(1, tf.size(values, out_type=tf.int64) + 1, dtype=tf.float64)
         digest += float(tf.reduce_sum(tf.math.sin(tf.cast(values, tf.float64) * 1e-3 + weights)))
-    digests = _gather(strategy, np.float64(digest))
+    digests = gather(digest)
     if not np.allclose(digests, digests[0], rtol=0, atol=1e-9):
         raise RuntimeError(
             "the workers' first training batches differ (fingerprints "
@@ -602,25 +605,17 @@ def _check_same_batches(strategy, batch):
         )
 
 
-def _gather(strategy, value):
-    """`value` (a float) of each worker, in worker order (a NumPy array)."""
-    gather = _GATHERS.get(id(strategy))
-    if gather is None:
+def _gatherer(strategy):
+    """`gather(value)`: a float of each worker, in worker order (a NumPy array); traced once."""
 
-        @tf.function(input_signature=[tf.TensorSpec([], tf.float64)])
-        def gather(value):
-            return strategy.run(lambda: tf.distribute.get_replica_context().all_gather(value[None], axis=0))
+    @tf.function(input_signature=[tf.TensorSpec([], tf.float64)])
+    def all_gather(value):
+        return strategy.run(lambda: tf.distribute.get_replica_context().all_gather(value[None], axis=0))
 
-        _GATHERS[id(strategy)] = gather
-    return strategy.experimental_local_results(gather(tf.constant(value, tf.float64)))[0].numpy()
+    def gather(value):
+        return strategy.experimental_local_results(all_gather(tf.constant(value, tf.float64)))[0].numpy()
 
-
-_GATHERS = {}  # id(strategy) -> its traced all_gather: one trace per process
-
-
-def _chief_flag(strategy, flag):
-    """The chief's `flag`, on every worker."""
-    return bool(_gather(strategy, np.float64(bool(flag)))[0])
+    return gather
 
 
 def _broadcast_from_chief(strategy, model, *, epoch):
@@ -633,7 +628,7 @@ def _broadcast_from_chief(strategy, model, *, epoch):
         def replica_fn():
             context = tf.distribute.get_replica_context()
             # A sum to which only the chief contributes is a broadcast.
-            values = [tf.where(chief, v.value if hasattr(v, "value") else v, tf.zeros_like(v)) for v in variables]
+            values = [tf.where(chief, v.value, tf.zeros_like(v)) for v in variables]
             values.append(tf.constant(float(epoch) if chief else 0.0, tf.float64))
             # One collective per tensor: a list of several dtypes cannot be packed in one.
             return [context.all_reduce(tf.distribute.ReduceOp.SUM, value) for value in values]
