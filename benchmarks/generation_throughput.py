@@ -9,6 +9,10 @@ forbidden:
   (`rnn_toolkit.decoding.decode`), string in, string out.
 * `saved_model`: the same loop from the exported SavedModel
   (`tf.saved_model.load(path).signatures["generate"]`).
+* `in_graph_uncompiled`, `saved_model_uncompiled`: the same two with the loop not
+  XLA-compiled (`rnn_toolkit.decoding.jit_decoding(False)`, `export_char_lm(...,
+  jit_compile=False)`): what the compilation gains. Every compiled way must return the
+  very texts of its uncompiled twin (same seed), or the script fails.
 * `one_step`: the TensorFlow text-generation tutorial's way
   (https://www.tensorflow.org/text/tutorials/text_generation): a `tf.function`
   `generate_one_step` (strings -> ids, the model on a `[batch, 1]` sequence with the
@@ -50,8 +54,9 @@ import numpy as np
 import tensorflow as tf
 
 import rnn_toolkit
+from rnn_toolkit.decoding import jit_decoding
 
-WAYS = ("in_graph", "saved_model", "one_step", "predict")
+WAYS = ("in_graph", "saved_model", "in_graph_uncompiled", "saved_model_uncompiled", "one_step", "predict")
 PROMPT = "ROMEO:"
 TEMPERATURE = 1.0
 
@@ -226,6 +231,8 @@ def main(argv=None):
     num_chars = {
         "in_graph": args.chars,
         "saved_model": args.chars,
+        "in_graph_uncompiled": args.chars,
+        "saved_model_uncompiled": args.chars,
         "one_step": args.one_step_chars,
         "predict": args.predict_chars,
     }
@@ -237,18 +244,26 @@ def main(argv=None):
     predict_model = build_predict_model(model)
     numpy_rng = np.random.default_rng(args.seed)
     scratch = tempfile.TemporaryDirectory()
-    signature = None
-    if "saved_model" in ways:
-        path = rnn_toolkit.export.export_char_lm(model, scratch.name, version=1)
-        signature = tf.saved_model.load(str(path)).signatures["generate"]
+    signatures = {}
+    for jit_compile in (True, False):
+        if ("saved_model" if jit_compile else "saved_model_uncompiled") in ways:
+            path = rnn_toolkit.export.export_char_lm(
+                model, scratch.name, version=1 if jit_compile else 2, jit_compile=jit_compile
+            )
+            signatures[jit_compile] = tf.saved_model.load(str(path)).signatures["generate"]
 
     def run(way, batch_size, seed):
         prompts = [PROMPT] * batch_size
         n = num_chars[way]
         if way == "in_graph":
             return in_graph_generate(model, prompts, n, seed)
+        if way == "in_graph_uncompiled":
+            with jit_decoding(False):
+                return in_graph_generate(model, prompts, n, seed)
         if way == "saved_model":
-            return saved_model_generate(signature, prompts, n, seed)
+            return saved_model_generate(signatures[True], prompts, n, seed)
+        if way == "saved_model_uncompiled":
+            return saved_model_generate(signatures[False], prompts, n, seed)
         if way == "one_step":
             return one_step_generate(one_step, prompts, n)
         return predict_generate(predict_model, model.vocabulary, prompts, n, numpy_rng)
@@ -261,7 +276,14 @@ def main(argv=None):
             check_output(way, texts, batch_size, num_chars[way])
             samples.setdefault(way, texts[0])
     for way in ways:
-        print(f"  {way:<12} {samples[way]!r}")
+        print(f"  {way:<22} {samples[way]!r}")
+    # The switch must not change what is generated.
+    for batch_size in batch_sizes:
+        for way in ("in_graph", "saved_model"):
+            if way in ways and f"{way}_uncompiled" in ways:
+                compiled = run(way, batch_size, seed=args.seed)
+                if compiled != run(f"{way}_uncompiled", batch_size, seed=args.seed):
+                    raise RuntimeError(f"{way}: compiled and uncompiled texts differ at batch {batch_size}")
 
     seconds = {b: {w: [] for w in ways} for b in batch_sizes}
     pairs = [(b, w) for b in batch_sizes for w in ways]
@@ -285,12 +307,17 @@ def main(argv=None):
             }
     ratios = {}
     for batch_size in batch_sizes:
-        for fast in ("in_graph", "saved_model"):
+        for fast in ("in_graph", "saved_model", "in_graph_uncompiled", "saved_model_uncompiled"):
             for slow in ("one_step", "predict"):
                 if fast in ways and slow in ways:
                     ratios[f"batch{batch_size}:{fast}/{slow}"] = support.median_ratio(
                         summary[batch_size][fast], summary[batch_size][slow], "chars_per_s"
                     )
+        for way in ("in_graph", "saved_model"):
+            if way in ways and f"{way}_uncompiled" in ways:
+                ratios[f"batch{batch_size}:{way}/{way}_uncompiled"] = support.median_ratio(
+                    summary[batch_size][way], summary[batch_size][f"{way}_uncompiled"], "chars_per_s"
+                )
         if "in_graph" in ways and "saved_model" in ways:
             ratios[f"batch{batch_size}:saved_model/in_graph"] = support.median_ratio(
                 summary[batch_size]["saved_model"], summary[batch_size]["in_graph"], "chars_per_s"
@@ -299,15 +326,15 @@ def main(argv=None):
     support.print_table(
         f"characters/s (all rows), median of {args.rounds} interleaved rounds; "
         f"GRU {args.units}, {model.dtype_policy_name}",
-        f"{'batch':>5} {'way':<12} {'chars/row':>9} {'median':>10} {'min':>10} {'max':>10} {'ms/char-step':>13}",
+        f"{'batch':>5} {'way':<22} {'chars/row':>9} {'median':>10} {'min':>10} {'max':>10} {'ms/char-step':>13}",
         [
-            f"{batch_size:>5} {way:<12} {s['chars_per_row']:>9} {s['median_chars_per_s']:>10.0f} "
+            f"{batch_size:>5} {way:<22} {s['chars_per_row']:>9} {s['median_chars_per_s']:>10.0f} "
             f"{s['min_chars_per_s']:>10.0f} {s['max_chars_per_s']:>10.0f} {s['median_ms_per_step']:>13.3f}"
             for batch_size in batch_sizes
             for way, s in summary[batch_size].items()
         ],
     )
-    support.print_ratios(ratios, name_width=36, value_format="8.1f")
+    support.print_ratios(ratios, name_width=48, value_format="8.1f")
 
     record = {
         **support.run_metadata("generation_throughput", args, load_before),

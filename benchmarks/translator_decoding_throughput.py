@@ -17,7 +17,9 @@ Decodings:
 Two ways, with the same weights and the run's length penalty:
 
 * `in_process`: `model.translate(texts, batch_size=...)`, strings in, strings out, one
-  traced `tf.function` call per batch;
+  traced `tf.function` call per batch, its decoding loop XLA-compiled (the default);
+* `in_process_uncompiled`: the same under `rnn_toolkit.decoding.jit_decoding(False)`;
+  its translations must equal the compiled ones (reported as an agreement check);
 * `saved_model`: `export_translator(model, ...)` to a temporary folder, loaded with plain
   `tf.saved_model.load` in a fresh Python process that imports TensorFlow and nothing of
   rnn_toolkit (`ServingProcess` of `translator_serving_latency.py`), called through its
@@ -60,12 +62,13 @@ import numpy as np
 import tensorflow as tf
 
 import rnn_toolkit
+from rnn_toolkit.decoding import jit_decoding
 from rnn_toolkit.tasks.translator.run import token_counts
 
 # The serving process and the run loading are shared with the latency benchmark.
 from translator_serving_latency import DEFAULT_RUN_DIR, ServingProcess, load_benchmark_run, mean_tokens
 
-WAYS = ("in_process", "saved_model")
+WAYS = ("in_process", "in_process_uncompiled", "saved_model")
 
 
 def parse_args(argv=None):
@@ -125,6 +128,9 @@ def main(argv=None):
 
     decodings = {
         "in_process": {"greedy": {"sampler": "greedy"}, "beam1": {"beam_width": 1}, wide: {"beam_width": beam_width}},
+        "in_process_uncompiled": {
+            "greedy": {"sampler": "greedy"}, "beam1": {"beam_width": 1}, wide: {"beam_width": beam_width}
+        },
         "saved_model": {"beam1": 1, wide: beam_width},  # the `translate` signature's beam_width
     }
     variants = [
@@ -147,13 +153,14 @@ def main(argv=None):
     def translate(variant):
         """(seconds, translations) of one pass of `variant` over its sentences."""
         way, decoding, batch_size = variant
-        if way == "in_process":
-            start = time.perf_counter()
-            translations = run.model.translate(
-                texts[batch_size], batch_size=batch_size, length_penalty=length_penalty,
-                **decodings[way][decoding],
-            )
-            return time.perf_counter() - start, translations
+        if way.startswith("in_process"):
+            with jit_decoding(way == "in_process"):
+                start = time.perf_counter()
+                translations = run.model.translate(
+                    texts[batch_size], batch_size=batch_size, length_penalty=length_penalty,
+                    **decodings[way][decoding],
+                )
+                return time.perf_counter() - start, translations
         batches = [texts[batch_size][i : i + batch_size] for i in range(0, len(texts[batch_size]), batch_size)]
         result = server.calls("translate", batches, beam_width=decodings[way][decoding])
         return result["wall_seconds"], result["translations"]
@@ -217,13 +224,16 @@ def main(argv=None):
             agreement[f"batch{batch_size}:in_process beam1 = greedy"] = _identical(
                 translations[("in_process", "beam1", batch_size)], translations[("in_process", "greedy", batch_size)]
             )
-        if len(ways) == 2:
-            for decoding in decodings["saved_model"]:
-                ratios[f"batch{batch_size}:{decoding}:saved_model/in_process (time)"] = ratio(
-                    ("saved_model", decoding, batch_size), ("in_process", decoding, batch_size)
+        # Each other way against the compiled in-process one: its time and its translations.
+        for other, label in (("in_process_uncompiled", "uncompiled/compiled"), ("saved_model", "saved_model/in_process")):
+            if "in_process" not in ways or other not in ways:
+                continue
+            for decoding in decodings[other]:
+                ratios[f"batch{batch_size}:{decoding}:{label} (time)"] = ratio(
+                    (other, decoding, batch_size), ("in_process", decoding, batch_size)
                 )
-                agreement[f"batch{batch_size}:{decoding} saved_model = in_process"] = _identical(
-                    translations[("saved_model", decoding, batch_size)],
+                agreement[f"batch{batch_size}:{decoding} {other} = in_process"] = _identical(
+                    translations[(other, decoding, batch_size)],
                     translations[("in_process", decoding, batch_size)],
                 )
 

@@ -28,6 +28,16 @@ phase (tracing and first-call costs excluded). Latency is per call, one caller, 
 at a time: p50 / p90 / p99 / mean / max over all calls; sentences/s is the batch size
 over the mean latency.
 
+Every phase runs twice, against two serving processes: one with the default export,
+whose decoding loop is XLA-compiled, and one exported with `jit_compile=False`; the
+compiled one first replays the SavedModel's warm-up requests
+(`assets.extra/tf_serving_warmup_requests`, as TF Serving does at load), each timed,
+with the number of programs XLA compiled for it and their compile times (TensorFlow logs
+one line per compilation with `TF_CPP_VMODULE=device_compiler=1`: the lines are counted). The same count is taken over the timed phases,
+and over a mixed-size load (`--mixed-requests` serving_default calls of 1 to 32
+sentences) after them. The compiled and uncompiled translations of the same requests
+are compared.
+
 Usage (from the repository root):
 
     .venv/bin/python benchmarks/translator_serving_latency.py --run-dir runs/benchmarks/translator-additive
@@ -41,11 +51,13 @@ The serving process (`ServingProcess`, `serve_from_stdin`) is also used by
 """
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import json
 import os
 import pathlib
+import re
 import statistics
 import subprocess
 import sys
@@ -56,6 +68,7 @@ import time
 import benchmark_support as support
 
 import numpy as np
+import tensorflow as tf
 
 import rnn_toolkit
 from rnn_toolkit.runs.folder import RunSetupError, load_run_model
@@ -144,12 +157,20 @@ class ServingProcess:
     imported). Use as a context manager; `calls` makes one request.
     """
 
-    def __init__(self, saved_model, intra_op_threads=0, inter_op_threads=0):
+    def __init__(self, saved_model, intra_op_threads=0, inter_op_threads=0, compile_log=None):
         source = inspect.getsource(serve_from_stdin) + "\nserve_from_stdin()\n"
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        self.compile_log = compile_log
+        stderr = None
+        if compile_log is not None:
+            # TensorFlow logs one line per XLA compilation, with its time, at this level.
+            env.update(TF_CPP_MIN_LOG_LEVEL="0", TF_CPP_VMODULE="device_compiler=1")
+            stderr = open(compile_log, "w", encoding="utf-8")  # noqa: SIM115 -- closed in close()
+        self.stderr = stderr
         self.process = subprocess.Popen(
             [sys.executable, "-c", source, str(saved_model), str(intra_op_threads), str(inter_op_threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
-            cwd=tempfile.gettempdir(), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8",
+            cwd=tempfile.gettempdir(), env=env,
         )
         self.info = self._answer()
         if self.info["rnn_toolkit_imported"]:
@@ -174,10 +195,21 @@ class ServingProcess:
         self.process.stdin.flush()
         return self._answer()
 
+    def compilations(self):
+        """The milliseconds of each XLA compilation in the serving process so far (None
+        without `compile_log`)."""
+        if self.compile_log is None:
+            return None
+        self.stderr.flush()
+        text = pathlib.Path(self.compile_log).read_text(encoding="utf-8", errors="replace")
+        return [float(ms) for ms in re.findall(r"Compilation of XLA executable time: ([0-9.]+) ms", text)]
+
     def close(self):
         if self.process.poll() is None:
             self.process.stdin.close()
             self.process.wait(timeout=60)
+        if self.stderr is not None and not self.stderr.closed:
+            self.stderr.close()
 
     def __enter__(self):
         return self
@@ -258,14 +290,19 @@ def mean_tokens(texts, lowercase=True):
 
 # --- Benchmark ------------------------------------------------------------------------------
 
-# What is called: the default beam search, and greedy search through `translate`.
+# What is called: the default beam search, and greedy search through `translate`, each
+# from a SavedModel whose loop is XLA-compiled and from one exported with jit_compile=False.
 SIGNATURES = {"serving_default": "serving_default", "translate_beam1": "translate"}
-PHASES = tuple((decoding, batch_size) for decoding in SIGNATURES for batch_size in BATCH_SIZES)
+PHASES = tuple(
+    (decoding, batch_size, compiled)
+    for decoding in SIGNATURES for batch_size in BATCH_SIZES for compiled in (True, False)
+)
+MIXED_BATCH_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
 
 def phase_name(phase):
-    signature, batch_size = phase
-    return f"{signature}:batch{batch_size}"
+    signature, batch_size, compiled = phase
+    return f"{signature}:batch{batch_size}{'' if compiled else ':uncompiled'}"
 
 
 def parse_args(argv=None):
@@ -278,11 +315,14 @@ def parse_args(argv=None):
     parser.add_argument("--calls-batch32", type=int, default=50, help="timed batch-32 calls per signature, in all")
     parser.add_argument("--warmup-calls", type=int, default=3, help="untimed calls per signature and batch size")
     parser.add_argument("--seed", type=int, default=0, help="order of the requests and of the phases")
+    parser.add_argument("--mixed-requests", type=int, default=1000,
+                        help="requests of the mixed-size load whose compilations are counted")
     support.add_thread_options(parser)
     parser.add_argument("--output", type=pathlib.Path, default=None, help="JSON file for the numbers")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.calls_batch1, args.calls_batch32, args.warmup_calls = 2, 8, 2, 1
+        args.mixed_requests = 20
     if min(args.rounds, args.calls_batch1, args.calls_batch32) < 1 or args.warmup_calls < 0:
         parser.error("counts must be positive")
     return args
@@ -305,22 +345,69 @@ def main(argv=None):
     )
 
     scratch = tempfile.TemporaryDirectory()
-    path = rnn_toolkit.export.export_translator(
-        run.model, scratch.name, beam_width=run.config.beam_width, length_penalty=run.config.length_penalty
-    )
+    paths = {
+        compiled: rnn_toolkit.export.export_translator(
+            run.model, scratch.name, version=1 if compiled else 2, beam_width=run.config.beam_width,
+            length_penalty=run.config.length_penalty, jit_compile=compiled,
+        )
+        for compiled in (True, False)
+    }
     beam = {"serving_default": run.config.beam_width, "translate_beam1": 1}
     counts = {1: args.calls_batch1, 32: args.calls_batch32}
-    with ServingProcess(path, args.intra_op_threads, args.inter_op_threads) as server:
+    compile_log = pathlib.Path(scratch.name) / "compiled_server.log"
+    with contextlib.ExitStack() as stack:
+        servers = {
+            compiled: stack.enter_context(ServingProcess(
+                paths[compiled], args.intra_op_threads, args.inter_op_threads,
+                compile_log=compile_log if compiled else None,
+            ))
+            for compiled in (True, False)
+        }
+        server = servers[True]
         print(
-            f"serving process: plain TensorFlow {server.info['tensorflow']} (rnn_toolkit imported: "
+            f"serving processes: plain TensorFlow {server.info['tensorflow']} (rnn_toolkit imported: "
             f"{server.info['rnn_toolkit_imported']}, keras: {server.info['keras_imported']}); "
-            f"SavedModel loaded in {server.info['load_seconds']:.1f} s; signatures {server.info['signatures']}"
+            f"SavedModels loaded in {server.info['load_seconds']:.1f} s (compiled) and "
+            f"{servers[False].info['load_seconds']:.1f} s; signatures {server.info['signatures']}"
+        )
+
+        # TF Serving's warm-up: the compiled SavedModel's requests, one per compiled size,
+        # replayed before any timed call; each one's time is mostly its compilation.
+        warmup_requests = [
+            rnn_toolkit.saved_model.decode_warmup_request(record)
+            for record in tf.data.TFRecordDataset(
+                str(paths[True] / rnn_toolkit.saved_model.WARMUP_FILE)
+            ).as_numpy_iterator()
+        ]
+        replay = []
+        for signature, inputs in warmup_requests:
+            batch = [t.decode("utf-8") for t in inputs["text"].tolist()]
+            before = len(server.compilations())
+            result = server.calls(signature, [batch], beam_width=int(inputs.get("beam_width", 1)))
+            compile_ms = server.compilations()[before:]
+            replay.append({
+                "signature": signature,
+                "beam_width": int(inputs["beam_width"]) if "beam_width" in inputs else run.config.beam_width,
+                "batch_size": len(batch),
+                "source_words": len(batch[0].split()),
+                "seconds": result["seconds"][0],
+                "compilations": len(compile_ms),
+                "compile_ms": compile_ms,
+            })
+        warmup_compilations = sum(r["compilations"] for r in replay)
+        compile_ms = [ms for r in replay for ms in r["compile_ms"]]
+        print(
+            f"warm-up: {len(replay)} requests, {warmup_compilations} compilations "
+            f"({statistics.median(compile_ms) if compile_ms else 0:.0f} ms median, "
+            f"{max(compile_ms, default=0):.0f} ms max, {sum(compile_ms) / 1000:.1f} s in all), "
+            f"{sum(r['seconds'] for r in replay):.1f} s with the calls"
         )
 
         def call(phase, batches):
-            return server.calls(SIGNATURES[phase[0]], batches, beam_width=beam[phase[0]])
+            decoding, _, compiled = phase
+            return servers[compiled].calls(SIGNATURES[decoding], batches, beam_width=beam[decoding])
 
-        # Warm-up (untimed): tracing, first-call allocations, at both batch sizes.
+        # More untimed calls at the timed batch sizes: first-call allocations.
         warmup = {
             phase: call(phase, support.request_batches(texts, phase[1], args.warmup_calls, start=len(texts) // 2))
             for phase in PHASES if args.warmup_calls
@@ -337,6 +424,7 @@ def main(argv=None):
         seconds = {phase: [] for phase in PHASES}
         translations = {phase: [] for phase in PHASES}
         calls_done = {phase: 0 for phase in PHASES}
+        compilations_before = len(server.compilations())
         for round_index, order in support.interleaved_rounds(PHASES, args.rounds, args.seed):
             for phase in order:
                 batch_size = phase[1]
@@ -347,6 +435,32 @@ def main(argv=None):
                 translations[phase].extend(result["translations"])
                 calls_done[phase] += count
             print(f"round {round_index + 1}/{args.rounds} done", flush=True)
+        timed_compilations = len(server.compilations()) - compilations_before
+
+        # A mixed-size load: batch sizes drawn from MIXED_BATCH_SIZES, sentences in order.
+        rng = np.random.default_rng(args.seed + 1)
+        sizes = rng.choice(MIXED_BATCH_SIZES, size=args.mixed_requests)
+        mixed_batches, position = [], 0
+        for size in sizes:
+            mixed_batches.append([texts[(position + i) % len(texts)] for i in range(size)])
+            position += size
+        before = len(server.compilations())
+        mixed = server.calls("serving_default", mixed_batches)
+        mixed_compilations = len(server.compilations()) - before
+        print(
+            f"mixed load: {len(mixed_batches)} serving_default requests of {sizes.min()}-{sizes.max()} "
+            f"sentences ({int(sizes.sum()):,} in all) in {mixed['wall_seconds']:.1f} s: "
+            f"{mixed_compilations} compilations"
+        )
+
+    same = {}
+    for phase in PHASES:
+        if phase[2]:
+            twin = (phase[0], phase[1], False)
+            pairs = list(zip(translations[phase], translations[twin]))
+            same[phase_name(phase)] = {"identical": sum(a == b for a, b in pairs), "sentences": len(pairs)}
+    print("compiled vs uncompiled SavedModel, same requests: " + ", ".join(
+        f"{name} {v['identical']}/{v['sentences']}" for name, v in same.items()))
 
     summary = {}
     for phase in PHASES:
@@ -355,6 +469,7 @@ def main(argv=None):
         n = len(values) * batch_size
         summary[phase_name(phase)] = {
             "signature": SIGNATURES[phase[0]],
+            "compiled": phase[2],
             "beam_width": beam[phase[0]],
             "batch_size": batch_size,
             **support.latency_summary(values, (50, 90, 99)),
@@ -371,14 +486,19 @@ def main(argv=None):
             summary[f"serving_default:batch{b}"]["p50_ms"] / summary[f"translate_beam1:batch{b}"]["p50_ms"]
         for b in BATCH_SIZES
     }
+    for decoding in SIGNATURES:
+        for b in BATCH_SIZES:
+            ratios[f"{decoding}:batch{b}:uncompiled/compiled (p50)"] = (
+                summary[f"{decoding}:batch{b}:uncompiled"]["p50_ms"] / summary[f"{decoding}:batch{b}"]["p50_ms"]
+            )
 
     support.print_table(
         f"latency per call, one caller, plain tf.saved_model.load in a fresh process "
         f"({args.rounds} interleaved rounds)",
-        f"{'signature':<16} {'beam':>4} {'batch':>5} {'calls':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'signature':<16} {'xla':>3} {'beam':>4} {'batch':>5} {'calls':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
         f"{'mean ms':>8} {'max ms':>8} {'sent/s':>7} {'out tok':>7}",
         [
-            f"{SIGNATURES[phase[0]]:<16} {beam[phase[0]]:>4} {phase[1]:>5} {s['calls']:>6} "
+            f"{SIGNATURES[phase[0]]:<16} {'on' if phase[2] else 'off':>3} {beam[phase[0]]:>4} {phase[1]:>5} {s['calls']:>6} "
             f"{s['p50_ms']:>8.1f} {s['p90_ms']:>8.1f} {s['p99_ms']:>8.1f} {s['mean_ms']:>8.1f} "
             f"{s['max_ms']:>8.1f} {s['sentences_per_s']:>7.1f} {s['mean_translation_tokens']:>7.1f}"
             for phase, s in zip(PHASES, summary.values())
@@ -400,6 +520,27 @@ def main(argv=None):
                       f"shuffled with seed {args.seed}",
         },
         "check": {"texts": len(check_texts), "identical_to_model_translate": identical},
+        "compiled_vs_uncompiled": same,
+        "warmup_replay": {
+            "requests": replay,
+            "compilations": warmup_compilations,
+            "compile_ms": {
+                "median": statistics.median(compile_ms) if compile_ms else None,
+                "max": max(compile_ms, default=None),
+                "total": sum(compile_ms),
+            },
+            "seconds": sum(r["seconds"] for r in replay),
+        },
+        "compilations_during_timed_phases": timed_compilations,
+        "mixed_load": {
+            "requests": len(mixed_batches),
+            "batch_sizes": sorted(int(b) for b in set(sizes.tolist())),
+            "sentences": int(sizes.sum()),
+            "wall_seconds": mixed["wall_seconds"],
+            "compilations": mixed_compilations,
+            "p50_ms": 1000 * float(np.percentile(mixed["seconds"], 50)),
+            "p99_ms": 1000 * float(np.percentile(mixed["seconds"], 99)),
+        },
         "summary": summary,
         "ratios": ratios,
         "latency_seconds": {phase_name(p): v for p, v in seconds.items()},

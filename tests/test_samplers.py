@@ -20,7 +20,7 @@ from rnn_toolkit.decoding import (
 from rnn_toolkit.decoding import samplers as samplers_module
 
 VOCAB_SIZE = 8
-NUM_DRAWS = 4000  # rows drawn in one call: stateless_categorical draws each row independently
+NUM_DRAWS = 4000  # rows drawn in one call: each row gets its own noise (`uniform_noise`)
 
 
 def random_logits(batch_size=4, seed=0):

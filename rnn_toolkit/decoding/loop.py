@@ -17,14 +17,18 @@ Decoding is split three ways, as in OpenNMT-tf:
 The loop is a `tf.while_loop`, so inside a `tf.function` (a model's `generate()`, a
 training callback, an exported SavedModel) no Python runs per token, and `max_length`,
 the seed, the sampler's parameters and the beam width may be tensors without
-retracing.
+retracing. There it also runs XLA-compiled, at bucketed sizes, unless turned off
+(`rnn_toolkit.decoding.compilation`); the per-step seeds and the samplers' noise come
+from integer hashing, so compiled and uncompiled loops draw the same tokens.
 """
 
+import functools
 import numbers
 
 import tensorflow as tf
 
-from rnn_toolkit.decoding.samplers import Sampler, get_sampler
+from rnn_toolkit.decoding.compilation import DecodingBuckets, bucket_for, jit_decoding_enabled
+from rnn_toolkit.decoding.samplers import Sampler, get_sampler, hash_seed
 
 __all__ = [
     "beam_search",
@@ -55,7 +59,22 @@ class DecodingStrategy:
     the token buffer in `search_vars`, reorders the model state by each new token's
     parent beam (`tf.gather`) in `step`, and picks the best beam per row in `finalize`.
     The loop (`decode_with_strategy`) is the same for every strategy.
+
+    A strategy whose ops XLA supports and whose `finalize` cuts the token buffer to
+    `max_length` sets `compilable = True` and implements `finish_rows` and `live_rows`:
+    the loop then runs it XLA-compiled at bucketed sizes (see `decode_with_strategy`).
+    Others always run uncompiled, as before.
     """
+
+    compilable = False
+    # True when a row's result does not depend on its position in the batch, so that the
+    # compiled loop may move the rows still going into a smaller batch (`live_rows`).
+    # Not so for sampling: its noise is drawn per row position.
+    movable_rows = False
+    # True when `step` only reorders the leaves of `state` (never reads their structure):
+    # the loop then hands it just the leaves the step function changed, and state that
+    # passes through the step function unchanged (a translator's memory) is never copied.
+    opaque_state = False
 
     def initialize(self, initial_logits, initial_state, max_length):
         """Sets up the search.
@@ -80,7 +99,8 @@ class DecodingStrategy:
             logits: float32 `[rows, vocab]` for this position.
             state: the step function's state after the previous position.
             search_vars: the strategy's variables.
-            seed: int32 `[2]`, a stateless seed unique to this step.
+            seed: int32 `[2]`, a stateless seed unique to this step (`hash_seed` of the
+                user's seed and the step).
 
         Returns:
             `(ids, state, search_vars)`: int32 `[rows]` ids to feed the step function
@@ -93,8 +113,49 @@ class DecodingStrategy:
         raise NotImplementedError
 
     def finalize(self, search_vars, max_length):
-        """Returns `(tokens, lengths)`: int32 `[batch, max_length]` and `[batch]`."""
+        """Returns `(tokens, lengths)`: int32 `[batch, max_length]` and `[batch]`.
+
+        Every output must have the batch as its first axis. The token buffer may be
+        wider than `max_length` (the compiled loop pads it to a bucket): return its
+        first `max_length` positions.
+        """
         raise NotImplementedError
+
+    def finish_rows(self, search_vars, rows):
+        """Marks rows as ended before the first step, so `is_done` ignores them.
+
+        The compiled loop pads a batch to its bucket with rows of zeros and calls this
+        with `rows`, a bool `[batch]` that is True for the padding. The default leaves
+        `search_vars` as they are: padding rows then just run along.
+        """
+        return search_vars
+
+    def live_rows(self, search_vars):
+        """A bool `[batch]`: the input rows that still need tokens.
+
+        The compiled loop uses it to move the rows still going into a smaller batch.
+        Only needed with `compilable = True`.
+        """
+        raise NotImplementedError
+
+    def limit(self, search_vars, max_length):
+        """Tells the strategy, after `initialize`, how many positions the loop generates
+        at most (the token buffer may be wider: the compiled loop pads it to a bucket).
+        The default ignores it."""
+        return search_vars
+
+    def compile_sizes(self):
+        """Int32 scalar tensors that must be constants when the loop is XLA-compiled.
+
+        A dict of name -> tensor; the compiled loop passes each value in as a shape,
+        where XLA sees a constant, and calls `with_compile_sizes` with it inside the
+        compiled region. The default is none.
+        """
+        return {}
+
+    def with_compile_sizes(self, sizes):
+        """A copy of this strategy that uses `sizes` (see `compile_sizes`)."""
+        return self
 
 
 class SamplingSearch(DecodingStrategy):
@@ -112,6 +173,9 @@ class SamplingSearch(DecodingStrategy):
         padding_id: int written after a row's end. Finished rows also feed it to the
             step function, whose output for them is ignored.
     """
+
+    compilable = True
+    opaque_state = True
 
     def __init__(self, sampler, end_id=None, padding_id=0):
         self.sampler = sampler
@@ -150,7 +214,14 @@ class SamplingSearch(DecodingStrategy):
     def finalize(self, search_vars, max_length):
         # The first position is picked before the loop checks `max_length`, so with
         # max_length 0 a row has counted a token that was never written.
-        return search_vars["tokens"], tf.minimum(search_vars["lengths"], max_length)
+        tokens = search_vars["tokens"][:, :max_length]
+        return tokens, tf.minimum(search_vars["lengths"], max_length)
+
+    def finish_rows(self, search_vars, rows):
+        return dict(search_vars, finished=search_vars["finished"] | rows)
+
+    def live_rows(self, search_vars):
+        return tf.logical_not(search_vars["finished"])
 
 
 class BeamSearch(DecodingStrategy):
@@ -163,8 +234,11 @@ class BeamSearch(DecodingStrategy):
     reordered to follow their parent hypotheses (`tf.gather`). A hypothesis that
     produces `end_id` is finished: its score freezes and it only continues with
     `padding_id`, while it keeps competing for a place in the beam. The search stops
-    when every hypothesis is finished or at `max_length`. The seed is ignored: beam
-    search is deterministic.
+    when every hypothesis is finished or at `max_length`; a row also stops as soon as
+    none of its live hypotheses can still beat its best finished one (an exact bound,
+    see `_settled_rows`: the result is unchanged, the steps after it are saved), except
+    with `return_all_beams`, whose every beam runs to its end. The seed is ignored:
+    beam search is deterministic.
 
     Hypotheses are compared by their length-normalised log-probability
     `log P(tokens) / lp(n)` with the GNMT penalty of Wu et al. (2016),
@@ -214,6 +288,10 @@ class BeamSearch(DecodingStrategy):
     array([[0.36, 0.18]], dtype=float32)
     """
 
+    compilable = True
+    opaque_state = True
+    movable_rows = True
+
     def __init__(
         self, beam_width, end_id, padding_id=0, length_penalty=0.6, return_all_beams=False
     ):
@@ -245,6 +323,57 @@ class BeamSearch(DecodingStrategy):
         alpha = tf.cast(self.length_penalty, tf.float32)
         return log_probs / tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
+    def compile_sizes(self):
+        return {"beam_width": self._width()}
+
+    def with_compile_sizes(self, sizes):
+        return BeamSearch(
+            sizes["beam_width"],
+            self.end_id,
+            padding_id=self.padding_id,
+            length_penalty=self.length_penalty,
+            return_all_beams=self.return_all_beams,
+        )
+
+    def finish_rows(self, search_vars, rows):
+        rows = tf.repeat(rows, self._width(), axis=0)
+        return dict(search_vars, finished=search_vars["finished"] | rows)
+
+    def limit(self, search_vars, max_length):
+        return dict(search_vars, max_length=tf.cast(max_length, tf.int32))
+
+    def live_rows(self, search_vars):
+        finished = tf.reshape(search_vars["finished"], tf.stack([-1, self._width()]))
+        return tf.logical_not(tf.reduce_all(finished, axis=1))
+
+    def _settled_rows(self, search_vars):
+        """Hypotheses of rows whose best result is already known, as a bool `[rows]`.
+
+        A live hypothesis' log-probability only falls as it grows, and its length
+        penalty is at most `lp` of `max_length + 1` scored tokens (or of its present
+        length, for a negative penalty), so `log_probs / max lp` bounds the score of
+        anything it can still become. When every live hypothesis of a row is bounded
+        below the row's best finished one, that one is the row's result whatever
+        follows: the row is ended at once instead of running its live hypotheses to
+        their end or to `max_length`. The result is the one the full search would
+        give (an exact tie aside); only the other, unreturned beams differ.
+        """
+        beam_width = self._width()
+        finished, lengths = search_vars["finished"], search_vars["lengths"]
+        log_probs = search_vars["log_probs"]
+        alpha = tf.cast(self.length_penalty, tf.float32)
+
+        def penalty(n):
+            return tf.pow((5.0 + tf.cast(n, tf.float32)) / 6.0, alpha)
+
+        final = self._normalize(log_probs, lengths + 1)
+        bound = log_probs / tf.maximum(penalty(lengths), penalty(search_vars["max_length"] + 1))
+        lowest = tf.constant(-float("inf"))
+        by_row = tf.stack([-1, beam_width])
+        best_finished = tf.reduce_max(tf.reshape(tf.where(finished, final, lowest), by_row), 1)
+        best_live = tf.reduce_max(tf.reshape(tf.where(finished, lowest, bound), by_row), 1)
+        return tf.repeat(best_live < best_finished, beam_width, axis=0)
+
     def initialize(self, initial_logits, initial_state, max_length):
         beam_width = self._width()
 
@@ -265,6 +394,7 @@ class BeamSearch(DecodingStrategy):
             "tokens": tf.fill(tf.stack([rows, max_length]), tf.constant(self.padding_id, tf.int32)),
             "finished": tf.zeros([rows], tf.bool),
             "lengths": tf.zeros([rows], tf.int32),
+            "max_length": tf.cast(max_length, tf.int32),
         }
         return logits, state, search_vars
 
@@ -284,13 +414,18 @@ class BeamSearch(DecodingStrategy):
         scores = self._normalize(total, search_vars["lengths"][:, tf.newaxis] + 1)
 
         batch_size = tf.shape(total)[0] // beam_width
-        candidates = tf.stack([batch_size, beam_width * vocab_size])
-        _, best = tf.math.top_k(tf.reshape(scores, candidates), k=beam_width)
-        cumulative = tf.gather(tf.reshape(total, candidates), best, batch_dims=1)
-        ids = tf.reshape(best % vocab_size, [-1])
-        parents = tf.reshape(
-            best // vocab_size + tf.range(batch_size)[:, tf.newaxis] * beam_width, [-1]
-        )
+        # The best `beam_width` extensions of each row are among the best `beam_width` of
+        # each of its hypotheses: two small top-k's instead of one over
+        # `beam_width * vocab_size` scores, with the same picks (ties go to the lower
+        # hypothesis, then the lower id, as in one top-k over the flattened scores).
+        per_beam = tf.minimum(beam_width, vocab_size)
+        beam_scores, beam_ids = tf.math.top_k(scores, k=per_beam)
+        candidates = tf.stack([batch_size, beam_width * per_beam])
+        _, best = tf.math.top_k(tf.reshape(beam_scores, candidates), k=beam_width)
+        ids = tf.gather(tf.reshape(beam_ids, candidates), best, batch_dims=1)
+        parents = best // per_beam + tf.range(batch_size)[:, tf.newaxis] * beam_width
+        ids, parents = tf.reshape(ids, [-1]), tf.reshape(parents, [-1])
+        cumulative = tf.gather_nd(total, tf.stack([parents, ids], axis=1))
 
         def follow_parents(tensor):
             if tensor.shape.rank == 0:
@@ -308,12 +443,16 @@ class BeamSearch(DecodingStrategy):
         tokens = tf.gather(search_vars["tokens"], parents)
         is_this_step = tf.equal(tf.range(tf.shape(tokens)[1]), step)
         tokens = tf.where(is_this_step[tf.newaxis, :], ids[:, tf.newaxis], tokens)
-        search_vars = {
-            "log_probs": tf.reshape(cumulative, [-1]),
-            "tokens": tokens,
-            "finished": finished,
-            "lengths": lengths,
-        }
+        search_vars = dict(
+            search_vars,
+            log_probs=tf.reshape(cumulative, [-1]),
+            tokens=tokens,
+            finished=finished,
+            lengths=lengths,
+        )
+        if not self.return_all_beams:
+            settled = self._settled_rows(search_vars)
+            search_vars["finished"] = finished | settled
         return ids, state, search_vars
 
     def is_done(self, search_vars):
@@ -328,7 +467,7 @@ class BeamSearch(DecodingStrategy):
         scores = self._normalize(
             search_vars["log_probs"], search_vars["lengths"] + tf.cast(finished, tf.int32)
         )
-        tokens = search_vars["tokens"]
+        tokens = search_vars["tokens"][:, :max_length]
         batch_size = tf.shape(lengths)[0] // beam_width
         width = tokens.shape[1] if tokens.shape[1] is not None else tf.shape(tokens)[1]
         tokens = tf.reshape(tokens, tf.stack([batch_size, beam_width, width]))
@@ -402,6 +541,8 @@ def decode(
     end_id=None,
     forbidden_ids=None,
     padding_id=0,
+    jit_compile=None,
+    buckets=None,
 ):
     """Generates up to `max_length` tokens per row with one `tf.while_loop`.
 
@@ -439,6 +580,10 @@ def decode(
             as padding and out-of-vocabulary ids: their logits become -inf.
         padding_id: int filling positions after a row's end. Rows that have ended
             also feed it to `step_fn` while other rows go on; those outputs are ignored.
+        jit_compile: None (the process setting), True or False: whether the loop runs
+            XLA-compiled inside a `tf.function` (see `decode_with_strategy`). Called
+            eagerly, it runs op by op unless this is True.
+        buckets: the `DecodingBuckets` of the compiled loop (None: the default ones).
 
     Returns:
         `(tokens, lengths)`: int32 `[batch, max_length]` token ids padded with
@@ -482,6 +627,8 @@ def decode(
         max_length=max_length,
         seed=seed,
         forbidden_ids=forbidden_ids,
+        jit_compile=jit_compile,
+        buckets=buckets,
     )
 
 
@@ -497,6 +644,8 @@ def beam_search(
     forbidden_ids=None,
     padding_id=0,
     return_all_beams=False,
+    jit_compile=None,
+    buckets=None,
 ):
     """Generates the most likely continuation of every row with a beam search.
 
@@ -520,6 +669,8 @@ def beam_search(
         forbidden_ids: optional list (or 1-D int tensor) of ids never generated.
         padding_id: int filling positions after a hypothesis' end.
         return_all_beams: bool; True returns every beam, best first, with its score.
+        jit_compile: None (the process setting), True or False, as for `decode`.
+        buckets: the `DecodingBuckets` of the compiled loop (None: the default ones).
 
     Returns:
         `(tokens, lengths)`: int32 `[batch, max_length]` and `[batch]`, the best
@@ -571,11 +722,22 @@ def beam_search(
         max_length=max_length,
         seed=0,
         forbidden_ids=forbidden_ids,
+        jit_compile=jit_compile,
+        buckets=buckets,
     )
 
 
 def decode_with_strategy(
-    strategy, step_fn, initial_logits, initial_state, *, max_length, seed, forbidden_ids=None
+    strategy,
+    step_fn,
+    initial_logits,
+    initial_state,
+    *,
+    max_length,
+    seed,
+    forbidden_ids=None,
+    jit_compile=None,
+    buckets=None,
 ):
     """Runs the decoding loop with any `DecodingStrategy`.
 
@@ -583,14 +745,28 @@ def decode_with_strategy(
     a `BeamSearch`. Arguments are those of `decode`, and the strategy takes over the
     sampler, `end_id` and `padding_id`.
 
+    Compiled (the default, see `rnn_toolkit.decoding.compilation`), the loop runs as
+    one XLA program taking ids and state: the batch is padded with rows of zeros to the
+    next of `buckets.batch_sizes` (the strategy's `finish_rows` ends them at once), the
+    token buffer to the next of `buckets.lengths`, and the results are cut back. A
+    batch or `max_length` beyond the largest bucket, or a beam wider than
+    `buckets.max_beam_width`, runs the same loop uncompiled instead. Greedy and beam
+    outputs, and the built-in samplers' seeded draws, are those of the uncompiled loop:
+    XLA may round the model's arithmetic differently in the last bit, which changes a
+    choice only between candidates that tie to about 1e-6.
+
     Args:
         strategy: a `DecodingStrategy`.
-        step_fn: callable `(token_ids, state) -> (logits, new_state)`.
+        step_fn: callable `(token_ids, state) -> (logits, new_state)`. Compiled, it runs
+            inside XLA: it must use ops XLA supports (Keras layers and cells do) and
+            shapes that follow from its inputs' shapes.
         initial_logits: float `[batch, vocab]`, the distribution of the first token.
         initial_state: the step function's state after the prompt, or `None`.
         max_length: int or int32 scalar tensor; negative values are treated as 0.
         seed: int, int32/int64 tensor of shape `[]` or `[2]`, or `None`.
         forbidden_ids: optional list (or 1-D int tensor) of ids never generated.
+        jit_compile: None (the process setting, on unless turned off), True or False.
+        buckets: a `DecodingBuckets` (the default one when None).
 
     Returns:
         Whatever `strategy.finalize` returns, `(tokens, lengths)` for the built-in
@@ -613,29 +789,227 @@ def decode_with_strategy(
         initial_state = ()
     initial_state = tf.nest.map_structure(tf.convert_to_tensor, initial_state)
 
-    logits, state, search_vars = strategy.initialize(initial_logits, initial_state, max_length)
+    def uncompiled():
+        search_vars = _run_loop(
+            strategy, initial_logits, initial_state, max_length, seed, max_length,
+            model_step=model_step, forbidden_ids=forbidden_ids,
+        )
+        return strategy.finalize(search_vars, max_length)
+
+    # Called eagerly (not inside a `tf.function`), the loop runs op by op unless asked:
+    # each eager call would trace and compile a new program.
+    eager_default = jit_compile is None and tf.executing_eagerly()
+    if eager_default or not strategy.compilable or not jit_decoding_enabled(jit_compile):
+        return uncompiled()
+    buckets = DecodingBuckets() if buckets is None else buckets
+    if not isinstance(buckets, DecodingBuckets):
+        raise TypeError(f"`buckets` must be a DecodingBuckets; received {buckets!r}.")
+    compiled_loop = _compiled_loop(
+        strategy,
+        functools.partial(_continue_loop, model_step=model_step, forbidden_ids=forbidden_ids),
+    )
+    sizes = strategy.compile_sizes()
+    batch_size = tf.shape(initial_logits)[0]
+    fits = (batch_size <= buckets.batch_sizes[-1]) & (max_length <= buckets.lengths[-1])
+    for size in sizes.values():
+        fits &= size <= buckets.max_beam_width
+
+    def compiled():
+        rows = bucket_for(batch_size, buckets.batch_sizes)
+        width = bucket_for(max_length, buckets.lengths)
+
+        def pad_rows(tensor):
+            # A scalar has no batch axis: it is shared by every row.
+            if tensor.shape.rank == 0:
+                return tensor
+            paddings = [[0, rows - batch_size]] + [[0, 0]] * (tensor.shape.rank - 1)
+            padded = tf.pad(tensor, paddings)
+            # Only the batch axis grows: keep what is known of the others.
+            padded.set_shape(tf.TensorShape([None]).concatenate(tensor.shape[1:]))
+            return padded
+
+        static = strategy.with_compile_sizes(sizes)
+        start = _start_loop(
+            static, pad_rows(initial_logits), tf.nest.map_structure(pad_rows, initial_state),
+            max_length, seed, width, padding_rows=tf.range(rows) >= batch_size,
+        )
+        # Sizes XLA must know travel as shapes of empty tensors.
+        carriers = (
+            tf.zeros(tf.stack([width, 0])),
+            {name: tf.zeros(tf.stack([size, 0])) for name, size in sizes.items()},
+        )
+        search_vars = _shrinking_loop(
+            static, compiled_loop, start, max_length, seed, carriers, buckets.batch_sizes
+        )
+        outputs = static.finalize(search_vars, max_length)
+        return tf.nest.map_structure(lambda tensor: tensor[:batch_size], outputs)
+
+    static_fits = tf.get_static_value(fits)
+    if static_fits is not None:
+        return compiled() if static_fits else uncompiled()
+    return tf.cond(fits, compiled, uncompiled)
+
+
+def _compiled_loop(strategy, loop):
+    """`loop` (`_continue_loop`) as an XLA-compiled function of tensors only."""
+
+    @tf.function(jit_compile=True, autograph=False)
+    def run(loop_vars, max_length, seed, stop_rows, width, sizes):
+        static = strategy.with_compile_sizes(
+            {name: tf.shape(carrier)[0] for name, carrier in sizes.items()}
+        )
+        del width  # its shape fixed the token buffer's, in `_start_loop`
+        return loop(static, loop_vars, max_length, seed, stop_rows=stop_rows)
+
+    return run
+
+
+def _shrinking_loop(strategy, compiled_loop, loop_vars, max_length, seed, carriers, sizes):
+    """Runs the compiled loop in phases, on fewer rows as rows end.
+
+    A batch row that has ended still costs a full model step at every position in a
+    loop of fixed shape. So each phase runs the compiled loop until at most the next
+    smaller bucket's number of rows is still going, then the live rows are gathered
+    into that bucket (the others' results are kept aside) and the next phase goes on
+    with them: one compilation per bucket serves every phase, and a batch whose rows end
+    at different lengths costs about as much as its rows' lengths, not as many times its
+    longest. A strategy whose rows cannot move (`movable_rows` False: sampling) runs
+    one phase. Returns the strategy's final `search_vars` for the first phase's rows.
+    """
+    bucket_sizes = tuple(sizes)
+    sizes = tf.constant(bucket_sizes, tf.int32)
+    step, ids, state, search_vars = loop_vars
+    rows = tf.shape(strategy.live_rows(search_vars))[0]
+    results = search_vars
+    index = tf.range(rows)
+
+    def rows_of(tensor, positions, per_row):
+        """The rows of `tensor` that belong to batch rows `positions`."""
+        if tensor.shape.rank == 0:
+            return tensor
+        expanded = positions[:, tf.newaxis] * per_row + tf.range(per_row)[tf.newaxis, :]
+        return tf.gather(tensor, tf.reshape(expanded, [-1]))
+
+    def keep_going(step, ids, state, search_vars, index, results):
+        return (step < max_length) & tf.logical_not(strategy.is_done(search_vars))
+
+    def phase(step, ids, state, search_vars, index, results):
+        current = tf.shape(index)[0]
+        if strategy.movable_rows:
+            stop_rows = tf.reduce_max(tf.concat([tf.boolean_mask(sizes, sizes < current), [0]], 0))
+        else:
+            stop_rows = tf.constant(0, tf.int32)  # one phase, to the end
+        step, ids, state, search_vars = compiled_loop(
+            (step, ids, state, search_vars), max_length, seed, stop_rows, *carriers
+        )
+        per_row = tf.shape(ids)[0] // current
+        valid = index >= 0
+        # What this phase computed goes back to its rows of the first phase.
+        targets = tf.reshape(
+            tf.boolean_mask(index, valid)[:, tf.newaxis] * per_row + tf.range(per_row), [-1, 1]
+        )
+        kept = tf.reshape(tf.tile(valid[:, tf.newaxis], [1, per_row]), [-1])
+
+        def write_back(result, value):
+            if value.shape.rank == 0:
+                return result
+            return tf.tensor_scatter_nd_update(result, targets, tf.boolean_mask(value, kept))
+
+        results = tf.nest.map_structure(write_back, results, search_vars)
+        live = tf.where(strategy.live_rows(search_vars) & valid)[:, 0]
+        live = tf.cast(live, tf.int32)
+        count = tf.size(live)
+        fewer = bucket_for(tf.maximum(count, 1), bucket_sizes)
+        positions = tf.concat([live, tf.zeros([fewer - count], tf.int32)], 0)
+        ids = rows_of(ids, positions, per_row)
+        state = tf.nest.map_structure(lambda t: rows_of(t, positions, per_row), state)
+        search_vars = tf.nest.map_structure(lambda t: rows_of(t, positions, per_row), search_vars)
+        index = tf.concat([tf.gather(index, live), tf.fill([fewer - count], -1)], 0)
+        # Filler rows (copies of row 0) are ended at once and never written back.
+        search_vars = strategy.finish_rows(search_vars, index < 0)
+        return step, ids, state, search_vars, index, results
+
+    loop_vars = (step, ids, state, search_vars, index, results)
+    *_, results = tf.while_loop(
+        keep_going,
+        phase,
+        loop_vars,
+        shape_invariants=(tf.TensorShape([]),)
+        + _relax_batch_dim(loop_vars[1:5])
+        + (tf.nest.map_structure(lambda t: t.shape, results),),
+    )
+    return results
+
+
+def _run_loop(
+    strategy, initial_logits, initial_state, max_length, seed, width, *,
+    model_step, forbidden_ids,
+):
+    """The whole loop, uncompiled: returns the strategy's final `search_vars`."""
+    loop_vars = _start_loop(strategy, initial_logits, initial_state, max_length, seed, width)
+    return _continue_loop(
+        strategy, loop_vars, max_length, seed, model_step=model_step, forbidden_ids=forbidden_ids
+    )[3]
+
+
+def _start_loop(
+    strategy, initial_logits, initial_state, max_length, seed, width, padding_rows=None
+):
+    """Sets the strategy up and picks the first position: `(step, ids, state, search_vars)`.
+
+    `width` is the token buffer's width, `max_length` where the loop stops (at most
+    `width`); `padding_rows` (bool `[batch]`) are ended before the first step.
+    """
+    logits, state, search_vars = strategy.initialize(initial_logits, initial_state, width)
+    search_vars = strategy.limit(search_vars, max_length)
+    if padding_rows is not None:
+        search_vars = strategy.finish_rows(search_vars, padding_rows)
     # The first position is picked outside the loop, so that the loop body can start by
     # advancing the model and the step function never runs after the last token.
     step = tf.constant(0, tf.int32)
     ids, state, search_vars = strategy.step(
-        step, logits, state, search_vars, tf.random.experimental.stateless_fold_in(seed, step)
+        step, logits, state, search_vars, hash_seed(seed, step)
     )
+    return step + 1, ids, state, search_vars
+
+
+def _continue_loop(
+    strategy, loop_vars, max_length, seed, *, model_step, forbidden_ids, stop_rows=None
+):
+    """The `tf.while_loop`: from `(step, ids, state, search_vars)` until every row has
+    ended, `max_length`, or (with `stop_rows`) at most that many rows go on."""
 
     def keep_going(step, ids, state, search_vars):
-        return (step < max_length) & tf.logical_not(strategy.is_done(search_vars))
+        going = (step < max_length) & tf.logical_not(strategy.is_done(search_vars))
+        if stop_rows is not None:
+            live = tf.reduce_sum(tf.cast(strategy.live_rows(search_vars), tf.int32))
+            going &= live > stop_rows
+        return going
 
     def advance(step, ids, state, search_vars):
-        logits, state = model_step(ids, state)
+        logits, new_state = model_step(ids, state)
         logits = _forbid(tf.cast(logits, tf.float32), forbidden_ids)
-        step_seed = tf.random.experimental.stateless_fold_in(seed, step)
-        ids, state, search_vars = strategy.step(step, logits, state, search_vars, step_seed)
-        return step + 1, ids, state, search_vars
+        step_seed = hash_seed(seed, step)
+        if not strategy.opaque_state:
+            ids, new_state, search_vars = strategy.step(
+                step, logits, new_state, search_vars, step_seed
+            )
+            return step + 1, ids, new_state, search_vars
+        # A leaf the step function returned as it got it is the same in every hypothesis
+        # of a row (a beam search tiles the state, then only reorders it within rows):
+        # reordering it would copy it for nothing.
+        old_leaves, leaves = tf.nest.flatten(state), tf.nest.flatten(new_state)
+        changed = [i for i, (old, new) in enumerate(zip(old_leaves, leaves)) if old is not new]
+        ids, moved, search_vars = strategy.step(
+            step, logits, [leaves[i] for i in changed], search_vars, step_seed
+        )
+        for i, leaf in zip(changed, moved):
+            leaves[i] = leaf
+        return step + 1, ids, tf.nest.pack_sequence_as(new_state, leaves), search_vars
 
-    loop_vars = (step + 1, ids, state, search_vars)
-    _, _, _, search_vars = tf.while_loop(
+    return tf.while_loop(
         keep_going,
         advance,
         loop_vars,
         shape_invariants=(tf.TensorShape([]),) + _relax_batch_dim(loop_vars[1:]),
     )
-    return strategy.finalize(search_vars, max_length)

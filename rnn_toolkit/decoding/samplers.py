@@ -26,6 +26,63 @@ __all__ = [
 ]
 
 
+def _mix(h):
+    """The 32-bit finalizer of MurmurHash3 on uint32 tensors: every input bit flips each
+    output bit with probability about 1/2."""
+
+    def xor_shift(h, bits):
+        return tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, tf.constant(bits, tf.uint32)))
+
+    h = xor_shift(h, 16) * tf.constant(0x85EBCA6B, tf.uint32)
+    h = xor_shift(h, 13) * tf.constant(0xC2B2AE35, tf.uint32)
+    return xor_shift(h, 16)
+
+
+# 2**32 / golden ratio: keeps a zero seed and a zero index from hashing alike.
+_GOLDEN = 0x9E3779B9
+
+
+def _as_uint32(tensor):
+    return tf.bitcast(tf.cast(tensor, tf.int32), tf.uint32)
+
+
+def hash_seed(seed, value):
+    """A new int32 `[2]` seed from `seed` (`[2]`) and an int32 scalar `value`, by hashing.
+
+    What the decoding loop uses to give every step its own seed. Unlike
+    `tf.random.experimental.stateless_fold_in`, it is plain integer arithmetic, which XLA
+    computes exactly as TensorFlow's kernels do.
+    """
+    seed = _as_uint32(seed)
+    value = _as_uint32(value)
+    first = _mix(tf.bitwise.bitwise_xor(seed[0], _mix(value + _GOLDEN)))
+    second = _mix(tf.bitwise.bitwise_xor(seed[1], _mix(first + value)))
+    return tf.bitcast(tf.stack([first, second]), tf.int32)
+
+
+def uniform_noise(seed, shape):
+    """Floats in (0, 1), one per element of `shape`, from a stateless seed `[2]`.
+
+    Element `i` (in row-major order) is a hash of `(seed, i)`, so the same seed gives
+    the same numbers in an XLA-compiled function and in an ordinary one (TensorFlow's
+    stateless random ops do not: XLA has its own generator), and row `r` of a
+    `[batch, n]` draw does not depend on how many rows follow it. The 24 high bits of
+    the hash make the mantissa; the values are centred in their bins, so neither 0 nor
+    1 occurs.
+
+    Example:
+
+    >>> noise = uniform_noise(tf.constant([1, 2]), [2, 3])
+    >>> bool(tf.reduce_all((noise > 0) & (noise < 1)))
+    True
+    """
+    seed = _as_uint32(seed)
+    index = _as_uint32(tf.reshape(tf.range(tf.reduce_prod(shape)), shape))
+    key = _mix(tf.bitwise.bitwise_xor(seed[0], _mix(seed[1] + _GOLDEN)))
+    bits = tf.bitwise.right_shift(_mix(tf.bitwise.bitwise_xor(index, key)), tf.constant(8, tf.uint32))
+    return (tf.cast(bits, tf.float32) + 0.5) / float(1 << 24)
+
+
 def _cond_on(value, predicate, true_fn, false_fn):
     """`tf.cond` on `predicate(value)`, decided in Python when `value` is known.
 
@@ -48,7 +105,13 @@ def _keep_top_k(logits, k):
     vocab_size = logits.shape[-1] if logits.shape[-1] is not None else tf.shape(logits)[-1]
 
     def mask():
-        kth_largest = tf.math.top_k(logits, k=tf.minimum(k, vocab_size)).values[:, -1:]
+        if tf.get_static_value(k) is not None:
+            kth_largest = tf.math.top_k(logits, k=tf.minimum(k, vocab_size)).values[:, -1:]
+        else:
+            # XLA needs top_k's `k` at compile time; a tensor `k` (a serving input) picks
+            # the same value from a full sort instead.
+            in_order = tf.sort(logits, axis=-1, direction="DESCENDING")
+            kth_largest = tf.gather(in_order, [tf.minimum(k, vocab_size) - 1], axis=-1)
         return tf.where(logits < kth_largest, tf.constant(-float("inf")), logits)
 
     # k <= 0 is "off" and k >= vocab keeps everything: skip the sort in both cases.
@@ -83,7 +146,8 @@ def sample_logits(logits, seed, *, temperature=1.0, top_k=0, top_p=1.0):
 
     The options apply in the usual order: logits are divided by `temperature`, then
     top-k and then top-p (nucleus) filtering keep the most likely tokens, and one id is
-    drawn from what is left with `tf.random.stateless_categorical`. Every option may be
+    drawn from what is left by the Gumbel-max trick with `uniform_noise`, which gives the
+    same draws inside an XLA-compiled loop and outside it. Every option may be
     a Python number or a scalar tensor (for example an input of a SavedModel signature);
     Python numbers are resolved while tracing, tensors through `tf.cond`, so the result
     is the same either way.
@@ -128,8 +192,12 @@ def sample_logits(logits, seed, *, temperature=1.0, top_k=0, top_p=1.0):
         # to +inf (inf - inf would be NaN); softmax is unchanged by the shift.
         shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
         scaled = _keep_top_p(_keep_top_k(shifted / temperature, top_k), top_p)
-        ids = tf.random.stateless_categorical(scaled, 1, seed, dtype=tf.int32)
-        return ids[:, 0]
+        # The Gumbel-max trick: argmax(logits + Gumbel noise) is a draw from
+        # softmax(logits). The noise comes from integer hashing (`uniform_noise`), which
+        # XLA and TensorFlow's kernels compute bit for bit alike, so a compiled decoding
+        # loop draws what the uncompiled one draws.
+        gumbel = -tf.math.log(-tf.math.log(uniform_noise(seed, tf.shape(scaled))))
+        return tf.argmax(scaled + gumbel, axis=-1, output_type=tf.int32)
 
     return _cond_on(temperature, lambda t: t <= 0.0, greedy, sample)
 

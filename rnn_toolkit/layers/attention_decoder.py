@@ -12,6 +12,8 @@ cuDNN-eligible call; only `step`, used by the decoding loop, goes word by word. 
 through the same layer objects, so they share weights by construction.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -19,6 +21,28 @@ from keras import ops
 from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.layers.recurrent_stack import RecurrentStack
 from rnn_toolkit.layers.source_attention import ATTENTION_SCORES, SourceAttention
+
+
+@contextlib.contextmanager
+def _in_variable_dtype(layer):
+    """Calls to `layer` and to every layer inside it compute in their variables' dtype
+    (float32) while the block runs, whatever their mixed-precision policy.
+
+    For a decoding step traced once into a graph: the policies are put back on exit.
+    """
+    changed = []
+    for sublayer in layer._flatten_layers(include_self=True):
+        policy = sublayer._dtype_policy
+        if isinstance(policy, keras.dtype_policies.DTypePolicyMap):
+            continue
+        if policy.quantization_mode is None and policy.compute_dtype != policy.variable_dtype:
+            changed.append((sublayer, policy))
+            sublayer._dtype_policy = keras.dtype_policies.DTypePolicy(policy.variable_dtype)
+    try:
+        yield
+    finally:
+        for sublayer, policy in reversed(changed):
+            sublayer._dtype_policy = policy
 
 ATTENTION_TYPES = ("none",) + ATTENTION_SCORES
 
@@ -254,7 +278,11 @@ class AttentionDecoder(keras.layers.Layer):
         if self.attention is not None:
             if memory is None:
                 raise ValueError("An AttentionDecoder with attention needs a `memory`.")
-            state.update(memory=memory, keys=self.project_keys(memory))
+            # `step` reads them in float32: cast once here rather than at every step.
+            state.update(
+                memory=ops.cast(memory, "float32"),
+                keys=ops.cast(self.project_keys(memory), "float32"),
+            )
             if memory_mask is not None:
                 state.update(memory_mask=memory_mask)
         if limits is not None:
@@ -265,16 +293,27 @@ class AttentionDecoder(keras.layers.Layer):
         return state
 
     def step(self, token_ids, state):
-        """One word: ids `[batch]` and state -> (float32 logits `[batch, vocab]`, state)."""
-        # A plain lookup: the layer call would attach a padding mask that the cells
-        # cannot use (and warn about).
-        embedded = ops.cast(
-            ops.take(self.embedding.embeddings, token_ids, axis=0), self.compute_dtype
-        )
-        outputs, decoder_state = self.recurrent.step(embedded, state["decoder"])
-        logits, _ = self._predict(
-            outputs, state.get("memory"), state.get("keys"), state.get("memory_mask")
-        )
+        """One word: ids `[batch]` and state -> (float32 logits `[batch, vocab]`, state).
+
+        Runs in float32 whatever the training precision, as the character model's step
+        does: under a mixed policy Keras would cast every weight to 16 bits at every
+        word, and an XLA-compiled loop rounds 16-bit arithmetic differently from
+        TensorFlow's kernels (it keeps float32 between fused ops), which changed about
+        one translation in six between the compiled and the uncompiled loop. In float32
+        the two agree. The returned decoder state is float32, as are the memory and keys
+        of `decoding_state`.
+        """
+        with _in_variable_dtype(self):
+            # A plain lookup: the layer call would attach a padding mask that the cells
+            # cannot use (and warn about).
+            embedded = ops.take(self.embedding.embeddings, token_ids, axis=0)
+            outputs, decoder_state = self.recurrent.step(
+                embedded, state["decoder"], full_precision=True
+            )
+            memory, keys = state.get("memory"), state.get("keys")
+            if memory is not None:
+                memory, keys = ops.cast(memory, "float32"), ops.cast(keys, "float32")
+            logits, _ = self._predict(outputs, memory, keys, state.get("memory_mask"))
         state = dict(state, decoder=decoder_state)
         if "limits" in state:
             # The logits of position `position`: a row at its limit may only end.

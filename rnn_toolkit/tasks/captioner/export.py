@@ -17,6 +17,12 @@ Images are decoded, composited onto white and resized in the graph exactly as in
 training (`rnn_toolkit.data.images`). One undecodable, empty, truncated or oversized image
 does not fail its batch: its row gets an empty caption and an error message. The word
 vocabulary is also written as `assets/vocabulary.json`.
+
+Captions are decoded in the XLA-compiled loop (unless exported with `jit_compile=False`),
+at the sizes of `rnn_toolkit.tasks.captioner.model.CAPTION_BUCKETS`: batches padded to 1, 2, 4,
+..., 128 images, captions to 32 or 100 words, one compilation per beam width up to 16.
+`assets.extra/tf_serving_warmup_requests` holds one request per batch size for every
+signature (and `caption` at beam widths 1 and the default), replayed by TF Serving at load.
 """
 
 import tempfile
@@ -26,7 +32,9 @@ import tensorflow as tf
 
 from rnn_toolkit.data.images import decode_image_batch
 from rnn_toolkit.data.vocabulary_json import write_vocabulary_json
+from rnn_toolkit.decoding.compilation import jit_decoding_enabled
 from rnn_toolkit.saved_model import version_dir, write_saved_model
+from rnn_toolkit.tasks.captioner.model import CAPTION_BUCKETS
 
 DEFAULT_BEAM_WIDTH = 3
 MAX_BEAM_WIDTH = 16
@@ -36,9 +44,10 @@ MAX_BEAM_WIDTH = 16
 class CaptionerServing(tf.Module):
     """The exported module: the captioner (with its vocabulary) and three serve functions."""
 
-    def __init__(self, model, asset_files, beam_width):
+    def __init__(self, model, asset_files, beam_width, jit_compile):
         super().__init__(name="captioner_serving")
         self.model = model
+        self.jit_compile = jit_compile
         self.assets = [tf.saved_model.Asset(str(path)) for path in asset_files]
         self.beam_width = int(beam_width)
 
@@ -50,7 +59,8 @@ class CaptionerServing(tf.Module):
     def _caption(self, image, beam_width, max_length):
         pixels, ok, error = decode_image_batch(image, self.model.image_size)
         result = self.model.caption_tensors(
-            pixels, beam_width=tf.clip_by_value(beam_width, 1, MAX_BEAM_WIDTH), max_length=max_length
+            pixels, beam_width=tf.clip_by_value(beam_width, 1, MAX_BEAM_WIDTH), max_length=max_length,
+            jit_compile=self.jit_compile,
         )
         return {"caption": tf.where(ok, result["caption"], ""), "error": error}
 
@@ -73,7 +83,8 @@ class CaptionerServing(tf.Module):
     def attention(self, image):
         pixels, ok, error = decode_image_batch(image, self.model.image_size)
         result = self.model.caption_tensors(
-            pixels, beam_width=tf.constant(self.beam_width, tf.int32), max_length=0
+            pixels, beam_width=tf.constant(self.beam_width, tf.int32), max_length=0,
+            jit_compile=self.jit_compile,
         )
         lengths = tf.where(ok, result["lengths"], 0)
         token_ids = result["token_ids"]
@@ -93,7 +104,7 @@ class CaptionerServing(tf.Module):
 
 def export_captioner(
     model, base_dir="saved_models", *, name="captioner", version=None, overwrite=False,
-    beam_width=DEFAULT_BEAM_WIDTH,
+    beam_width=DEFAULT_BEAM_WIDTH, jit_compile=None,
 ):
     """Exports a `Captioner` to `<base_dir>/<name>/<version>/`.
 
@@ -107,6 +118,8 @@ def export_captioner(
         version: version number; None takes the next free one.
         overwrite: replace an existing version (otherwise `FileExistsError`).
         beam_width: the beam width of `serving_default` and `attention`.
+        jit_compile: None (the process setting, see `rnn_toolkit.decoding.compilation`),
+            True or False: whether the signatures decode in the XLA-compiled loop.
 
     Returns:
         The `pathlib.Path` of the written version folder.
@@ -120,8 +133,28 @@ def export_captioner(
     target = version_dir(base_dir, name, version)
     with tempfile.TemporaryDirectory() as scratch:
         files = [write_vocabulary_json(model.vocabulary, Path(scratch) / "vocabulary.json")]
-        module = CaptionerServing(model, files, beam_width)
+        jit_compile = jit_decoding_enabled(jit_compile)
+        module = CaptionerServing(model, files, beam_width, jit_compile)
         signatures = {"serving_default": module.serve, "caption": module.caption}
         if model.attention_mode == "soft":
             signatures["attention"] = module.attention
-        return write_saved_model(module, target, signatures=signatures, overwrite=overwrite)
+        requests = warmup_requests(signatures, beam_width) if jit_compile else ()
+        return write_saved_model(
+            module, target, signatures=signatures, overwrite=overwrite, warmup_requests=requests
+        )
+
+
+def warmup_requests(signatures, beam_width):
+    """One request per compiled batch size for each signature (`caption` at beam widths 1
+    and `beam_width`), with a small white PNG as every image."""
+    image = tf.io.encode_png(tf.fill([8, 8, 3], tf.constant(255, tf.uint8))).numpy()
+    requests = []
+    for batch_size in CAPTION_BUCKETS.batch_sizes:
+        images = [image] * batch_size
+        for name in signatures:
+            if name == "caption":
+                for width in sorted({1, beam_width}):
+                    requests.append((name, {"image": images, "beam_width": width, "max_length": 0}))
+            else:
+                requests.append((name, {"image": images}))
+    return requests

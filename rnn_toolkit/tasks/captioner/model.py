@@ -39,6 +39,7 @@ from keras import ops
 from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data.images import composite_on_background, decode_image_batch, resize_to_square
 from rnn_toolkit.data.word_vocabulary import WordVocabulary
+from rnn_toolkit.decoding.compilation import DecodingBuckets, jit_decoding_enabled
 from rnn_toolkit.decoding.loop import BeamSearch, SamplingSearch, decode_with_strategy
 from rnn_toolkit.decoding.samplers import sampling_function
 from rnn_toolkit.layers.attention_decoder import AttentionDecoder
@@ -52,6 +53,12 @@ from rnn_toolkit.training.sequence_losses import compile_sequence_model
 ATTENTION_MODES = ("soft", "none")
 
 MAX_CAPTION_LENGTH = 100
+
+# The sizes the compiled decoding loop is compiled for: batches padded to a power of two
+# up to 128 (times the beam width), the output buffer to 32 or MAX_CAPTION_LENGTH words.
+CAPTION_BUCKETS = DecodingBuckets(
+    batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128), lengths=(32, MAX_CAPTION_LENGTH)
+)
 """The most words any call may ask for (bounds the work one request can cause)."""
 
 UNTRAINED_ENCODERS = ("small_cnn", "efficientnet_lite0_random")
@@ -310,7 +317,8 @@ class Captioner(GradientClippingModel):
         return self.decoder.step(token_ids, state)
 
     def caption_tensors(
-        self, images, *, beam_width=3, max_length=None, length_penalty=0.0, sampler=None, seed=0
+        self, images, *, beam_width=3, max_length=None, length_penalty=0.0, sampler=None, seed=0,
+        jit_compile=None,
     ):
         """Graph-safe captioning of pixels or features -> dict of tensors.
 
@@ -323,6 +331,8 @@ class Captioner(GradientClippingModel):
             length_penalty: the beam search's GNMT length-penalty exponent.
             sampler: a callable `(logits, seed) -> ids`: sample instead of beam search.
             seed: the sampling seed.
+            jit_compile: None (the process setting), True or False: run the decoding
+                loop XLA-compiled at the sizes of `CAPTION_BUCKETS`.
 
         Returns:
             A dict: `caption` (string `[batch]`), `token_ids` (int32 `[batch, length]`) and
@@ -348,6 +358,8 @@ class Captioner(GradientClippingModel):
             strategy, self.step, first_logits, state, max_length=max_length, seed=seed,
             # Never emit padding, [START] or [UNK]: an unknown word is no caption.
             forbidden_ids=[vocabulary.PADDING_ID, vocabulary.UNKNOWN_ID, vocabulary.start_id],
+            jit_compile=jit_compile,
+            buckets=CAPTION_BUCKETS,
         )
         return {
             "caption": vocabulary.decode(token_ids, lengths),
@@ -516,7 +528,8 @@ class Captioner(GradientClippingModel):
     def _caption_function(self, sampler, sampler_items, features=False):
         # Traced functions live in `__dict__` directly, out of Keras' attribute tracking.
         cache = self.__dict__.setdefault("_caption_cache", {})
-        key = (sampler, sampler_items, features)
+        jit_compile = jit_decoding_enabled()
+        key = (sampler, sampler_items, features, jit_compile)
         if key not in cache:
             sampler_fn = sampling_function(sampler, **dict(sampler_items))
             size = self.image_size
@@ -535,6 +548,7 @@ class Captioner(GradientClippingModel):
                 return self.caption_tensors(
                     pixels, beam_width=beam_width, max_length=max_length,
                     length_penalty=length_penalty, sampler=sampler_fn, seed=seed,
+                    jit_compile=jit_compile,
                 )["caption"]
 
             cache[key] = caption

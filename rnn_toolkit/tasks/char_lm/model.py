@@ -12,6 +12,7 @@ import tensorflow as tf
 from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data.vocabulary import CharVocabulary
 from rnn_toolkit.decoding import (
+    DecodingBuckets,
     GreedySampler,
     Sampler,
     TemperatureSampler,
@@ -19,6 +20,7 @@ from rnn_toolkit.decoding import (
     TopPSampler,
     decode,
     get_sampler,
+    jit_decoding_enabled,
     sample_logits,
 )
 from rnn_toolkit.layers.recurrent_stack import RecurrentStack
@@ -28,6 +30,13 @@ from rnn_toolkit.training.gradient_clipping import GradientClippingModel
 # Generation longer than this is clamped: it bounds the work one request can cause in a
 # served model (documented in `generate` and in the export signatures).
 MAX_GENERATION_LENGTH = 10_000
+
+# The sizes the compiled generation loop is compiled for: batches padded to a power of
+# two up to 128, the text buffer to 256, 1,024, 4,096 or 10,000 characters. At most 32
+# compilations per traced function (and sampler), each on the first request of its size.
+GENERATION_BUCKETS = DecodingBuckets(
+    batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128), lengths=(256, 1024, 4096, MAX_GENERATION_LENGTH)
+)
 
 
 @keras.saving.register_keras_serializable(package="rnn_toolkit")
@@ -207,7 +216,8 @@ class CharLanguageModel(GradientClippingModel):
         return dense, lengths
 
     def generate_tensors(
-        self, prompts, max_length, temperature, top_k, top_p, seed, sampler=None, end_id=None
+        self, prompts, max_length, temperature, top_k, top_p, seed, sampler=None, end_id=None,
+        jit_compile=None,
     ):
         """Graph-mode generation: string `[batch]` prompts -> string `[batch]` texts.
 
@@ -216,6 +226,8 @@ class CharLanguageModel(GradientClippingModel):
         means greedy; `top_k <= 0` and `top_p >= 1` turn those filters off; `seed < 0`
         draws a fresh random seed. `sampler`, if given, replaces the parameters.
         `end_id` (a Python int) stops a row at that character id, which is not included.
+        `jit_compile` (None: the process setting) runs the decoding loop XLA-compiled,
+        at the sizes of `GENERATION_BUCKETS` (see `rnn_toolkit.decoding.compilation`).
         """
         prompts = tf.convert_to_tensor(prompts, tf.string)
         max_length = tf.clip_by_value(tf.cast(max_length, tf.int32), 0, MAX_GENERATION_LENGTH)
@@ -243,6 +255,8 @@ class CharLanguageModel(GradientClippingModel):
             forbidden_ids=[self.vocabulary.PADDING_ID, self.vocabulary.UNKNOWN_ID],
             padding_id=self.vocabulary.PADDING_ID,
             end_id=end_id,
+            jit_compile=jit_compile,
+            buckets=GENERATION_BUCKETS,
         )
         return tf.strings.join([prompts, self.vocabulary.decode(tokens)])
 
@@ -311,7 +325,8 @@ class CharLanguageModel(GradientClippingModel):
         # SavedModel tracking would walk them. The cache keeps the sampler alive so its
         # id() stays unique.
         cache = self.__dict__.setdefault("_generate_cache", {})
-        key = (id(custom_sampler), end_id)
+        jit_compile = jit_decoding_enabled()
+        key = (id(custom_sampler), end_id, jit_compile)
         if key not in cache:
             signature = [
                 tf.TensorSpec([None], tf.string),
@@ -326,7 +341,7 @@ class CharLanguageModel(GradientClippingModel):
             def generate(prompts, max_length, temperature, top_k, top_p, seed):
                 return self.generate_tensors(
                     prompts, max_length, temperature, top_k, top_p, seed,
-                    sampler=custom_sampler, end_id=end_id,
+                    sampler=custom_sampler, end_id=end_id, jit_compile=jit_compile,
                 )
 
             cache[key] = (custom_sampler, generate)

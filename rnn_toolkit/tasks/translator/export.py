@@ -14,7 +14,15 @@ Tokenization and detokenization happen in the graph with the training vocabulari
 invalid UTF-8 bytes are replaced, an empty sentence is one unknown word, unknown words
 map to the unknown id, sources longer than the source vocabulary's `max_length` words
 are cut, and a batch of zero sentences returns zero translations. Decoding is one
-`tf.while_loop`, so a request costs at most `max_length` decoder steps. The vocabularies
+`tf.while_loop`, so a request costs at most `max_length` decoder steps. The loop runs
+XLA-compiled (unless exported with `jit_compile=False`) at the sizes of
+`rnn_toolkit.tasks.translator.model.TRANSLATION_BUCKETS` and `SOURCE_BUCKETS`: batches padded
+to 1, 2, 4, ..., 128 sentences, sources to 16, 32, 64, ... words, outputs to 128 or 512
+words, one compilation per beam width up to 16 (wider beams and batches above 128 run
+uncompiled). `assets.extra/tf_serving_warmup_requests` holds one request per batch size
+and source length for `serving_default` and for `translate` at beam widths 1 and the
+default, which TF Serving replays at load (`rnn_toolkit.saved_model.warm_up` in any
+TensorFlow process). The vocabularies
 are also written as `assets/source_vocabulary.json` and `assets/target_vocabulary.json`
 (the form of `rnn_toolkit.data.vocabulary_json`).
 """
@@ -25,7 +33,9 @@ from pathlib import Path
 import tensorflow as tf
 
 from rnn_toolkit.data.vocabulary_json import write_vocabulary_json
+from rnn_toolkit.decoding.compilation import jit_decoding_enabled
 from rnn_toolkit.saved_model import version_dir, write_saved_model
+from rnn_toolkit.tasks.translator.model import SOURCE_BUCKETS, TRANSLATION_BUCKETS
 
 DEFAULT_BEAM_WIDTH = 4
 DEFAULT_LENGTH_PENALTY = 0.6
@@ -36,9 +46,10 @@ MAX_BEAM_WIDTH = 32
 class TranslatorServing(tf.Module):
     """The exported module: the translator (with its vocabularies) and two serve functions."""
 
-    def __init__(self, model, asset_files, beam_width, length_penalty):
+    def __init__(self, model, asset_files, beam_width, length_penalty, jit_compile):
         super().__init__(name="translator_serving")
         self.model = model
+        self.jit_compile = jit_compile
         self.assets = [tf.saved_model.Asset(str(path)) for path in asset_files]
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
@@ -50,6 +61,7 @@ class TranslatorServing(tf.Module):
             beam_width=beam_width,
             max_length=max_length,
             length_penalty=self.length_penalty,
+            jit_compile=self.jit_compile,
         )
         return {"translation": result["translation"]}
 
@@ -77,6 +89,7 @@ def export_translator(
     overwrite=False,
     beam_width=DEFAULT_BEAM_WIDTH,
     length_penalty=DEFAULT_LENGTH_PENALTY,
+    jit_compile=None,
 ):
     """Exports a `Translator` to `<base_dir>/<name>/<version>/`.
 
@@ -91,6 +104,8 @@ def export_translator(
         overwrite: replace an existing version (otherwise `FileExistsError`).
         beam_width: the beam width of `serving_default`.
         length_penalty: the GNMT length-penalty exponent of both signatures.
+        jit_compile: None (the process setting, see `rnn_toolkit.decoding.compilation`),
+            True or False: whether the signatures decode in the XLA-compiled loop.
 
     Returns:
         The `pathlib.Path` of the written version folder.
@@ -115,6 +130,26 @@ def export_translator(
             write_vocabulary_json(vocabulary, Path(scratch) / f"{side}_vocabulary.json")
             for side, vocabulary in (("source", model.source_vocabulary), ("target", model.target_vocabulary))
         ]
-        module = TranslatorServing(model, files, beam_width, length_penalty)
+        jit_compile = jit_decoding_enabled(jit_compile)
+        module = TranslatorServing(model, files, beam_width, length_penalty, jit_compile)
         signatures = {"serving_default": module.serve, "translate": module.translate}
-        return write_saved_model(module, target, signatures=signatures, overwrite=overwrite)
+        requests = warmup_requests(model, beam_width) if jit_compile else ()
+        return write_saved_model(
+            module, target, signatures=signatures, overwrite=overwrite, warmup_requests=requests
+        )
+
+
+def warmup_requests(model, beam_width):
+    """One request per compiled size: every batch size, at every source length bucket up
+    to the source vocabulary's `max_length`, for `serving_default` and for `translate`
+    at beam width 1 and `beam_width`."""
+    longest = model.source_vocabulary.max_length
+    lengths = [n for n in SOURCE_BUCKETS if n < longest] + [min(longest, SOURCE_BUCKETS[-1])]
+    requests = []
+    for batch_size in TRANSLATION_BUCKETS.batch_sizes:
+        for length in sorted(set(lengths)):
+            text = [" ".join(["."] * length)] * batch_size
+            requests.append(("serving_default", {"text": text}))
+            for width in sorted({1, beam_width}):
+                requests.append(("translate", {"text": text, "beam_width": width, "max_length": 0}))
+    return requests

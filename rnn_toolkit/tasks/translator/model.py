@@ -29,6 +29,7 @@ from keras import ops
 
 from rnn_toolkit.arguments import check_positive_int
 from rnn_toolkit.data.word_vocabulary import WordVocabulary
+from rnn_toolkit.decoding.compilation import DecodingBuckets, jit_decoding_enabled, pad_axis_to_bucket
 from rnn_toolkit.decoding.loop import BeamSearch, SamplingSearch, decode_with_strategy
 from rnn_toolkit.decoding.samplers import sampling_function
 from rnn_toolkit.layers.attention_decoder import AttentionDecoder
@@ -40,6 +41,15 @@ from rnn_toolkit.training.sequence_losses import compile_sequence_model
 BRIDGES = ("dense", "zeros")
 
 MAX_TRANSLATION_LENGTH = 512
+
+# The sizes the compiled decoding loop is compiled for: batches padded to a power of two
+# up to 128 (times the beam width), the output buffer to 128 or MAX_TRANSLATION_LENGTH words.
+TRANSLATION_BUCKETS = DecodingBuckets(
+    batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128), lengths=(128, MAX_TRANSLATION_LENGTH)
+)
+# The source is padded to one of these lengths before decoding: the attention memory is
+# an input of the compiled loop, so each source length would be one more compilation.
+SOURCE_BUCKETS = (16, 32, 64, 128, 256, 512)
 """The most target words any call may ask for (bounds the work one request can cause)."""
 
 
@@ -306,6 +316,7 @@ class Translator(GradientClippingModel):
         length_penalty=0.6,
         sampler=None,
         seed=0,
+        jit_compile=None,
     ):
         """Graph-safe translation: string `[batch]` -> dict of tensors.
 
@@ -320,13 +331,16 @@ class Translator(GradientClippingModel):
             sampler: a callable `(logits, seed) -> ids` (e.g. a `rnn_toolkit.decoding`
                 sampler): decode by sampling instead of beam search.
             seed: the sampling seed.
+            jit_compile: None (the process setting), True or False: run the decoding
+                loop XLA-compiled at the sizes of `TRANSLATION_BUCKETS`.
 
         Returns:
             A dict: `translation` (string `[batch]`), `token_ids` (int32
             `[batch, max_length]`) and `lengths` (int32 `[batch]`).
         """
         texts = tf.convert_to_tensor(texts, tf.string)
-        source_ids = self.encode_sources(texts)
+        # Padding columns are masked out: the translation is the same at any padding.
+        source_ids = pad_axis_to_bucket(self.encode_sources(texts), 1, SOURCE_BUCKETS)
         limits = self.default_max_lengths(source_ids)
         if max_length is not None:
             max_length = tf.cast(max_length, tf.int32)
@@ -354,6 +368,8 @@ class Translator(GradientClippingModel):
             seed=seed,
             # Never emit padding, [START] or [UNK]: an unknown word is no translation.
             forbidden_ids=[vocabulary.PADDING_ID, vocabulary.UNKNOWN_ID, vocabulary.start_id],
+            jit_compile=jit_compile,
+            buckets=TRANSLATION_BUCKETS,
         )
         return {
             "translation": vocabulary.decode(token_ids, lengths),
@@ -431,7 +447,8 @@ class Translator(GradientClippingModel):
     def _translate_function(self, sampler, sampler_items):
         # Traced functions live in `__dict__` directly, out of Keras' attribute tracking.
         cache = self.__dict__.setdefault("_translate_cache", {})
-        key = (sampler, sampler_items)
+        jit_compile = jit_decoding_enabled()
+        key = (sampler, sampler_items, jit_compile)
         if key not in cache:
             sampler_fn = sampling_function(sampler, **dict(sampler_items))
 
@@ -452,6 +469,7 @@ class Translator(GradientClippingModel):
                     length_penalty=length_penalty,
                     sampler=sampler_fn,
                     seed=seed,
+                    jit_compile=jit_compile,
                 )["translation"]
 
             cache[key] = translate
