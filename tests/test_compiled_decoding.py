@@ -274,9 +274,11 @@ def test_translate_is_the_same_with_and_without_compilation():
                 model.translate(texts, sampler="temperature", seed=3),
             ]
     assert results[True] == results[False]
-    # The float32 step put every layer's policy back.
+    # The float32 step put every layer's policy back, and training keeps its fused layers.
     assert [layer.dtype_policy.name for layer in model._flatten_layers()] == policies
     assert "mixed_bfloat16" in policies
+    stacks = [layer for layer in model._flatten_layers() if hasattr(layer, "cudnn_eligible")]
+    assert stacks and all(stack.cudnn_eligible for stack in stacks)
 
 
 def test_exported_char_lm_warm_up_requests(char_model, tmp_path):
