@@ -112,6 +112,17 @@ def test_compiled_loop_gives_the_uncompiled_results(tiny, batch_size, options):
     assert len(np.unique(lengths)) > 1 or batch_size == 1
 
 
+@pytest.mark.parametrize("length_penalty", [0.0, 0.6, 2.0, -0.5])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_beam_search_stopping_early_keeps_the_full_search_result(tiny, length_penalty, jit_compile):
+    """Settled rows stop early (and leave the compiled batch): the best beam is unchanged."""
+    options = dict(beam_width=3, max_length=40, length_penalty=length_penalty)
+    tokens, lengths = run(tiny, 7, jit_compile, **options)
+    full_tokens, full_lengths, _ = run(tiny, 7, False, return_all_beams=True, **options)
+    np.testing.assert_array_equal(tokens, full_tokens[:, 0])
+    np.testing.assert_array_equal(lengths, full_lengths[:, 0])
+
+
 def test_a_row_does_not_depend_on_its_batch(tiny):
     """Padding rows to a bucket and the noise per row leave every row's draw alone."""
     first_logits, state = tiny.inputs(5)
