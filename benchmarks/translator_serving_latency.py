@@ -68,7 +68,6 @@ import time
 import benchmark_support as support
 
 import numpy as np
-import tensorflow as tf
 
 import rnn_toolkit
 from rnn_toolkit.runs.folder import RunSetupError, load_run_model
@@ -373,12 +372,7 @@ def main(argv=None):
 
         # TF Serving's warm-up: the compiled SavedModel's requests, one per compiled size,
         # replayed before any timed call; each one's time is mostly its compilation.
-        warmup_requests = [
-            rnn_toolkit.saved_model.decode_warmup_request(record)
-            for record in tf.data.TFRecordDataset(
-                str(paths[True] / rnn_toolkit.saved_model.WARMUP_FILE)
-            ).as_numpy_iterator()
-        ]
+        warmup_requests = rnn_toolkit.saved_model.read_warmup_requests(paths[True])
         replay = []
         for signature, inputs in warmup_requests:
             batch = [t.decode("utf-8") for t in inputs["text"].tolist()]

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
 
 from rnn_toolkit.arguments import check_positive_int
 
@@ -123,10 +124,19 @@ def decode_warmup_request(record):
             signature_name = dict(_fields(payload)).get(3, b"serving_default").decode("utf-8")
         elif number == 2:
             entry = dict(_fields(payload))
-            proto = tf.make_tensor_proto(0)
-            proto.ParseFromString(entry[2])
+            proto = tensor_pb2.TensorProto.FromString(entry[2])
             inputs[entry[1].decode("utf-8")] = tf.make_ndarray(proto)
     return signature_name, inputs
+
+
+def read_warmup_requests(saved_model_dir):
+    """The `(signature_name, {input name: numpy value})` warm-up requests of a SavedModel
+    (`decode_warmup_request` of each record); empty when it has no warm-up file."""
+    path = Path(saved_model_dir) / WARMUP_FILE
+    if not path.exists():
+        return []
+    records = tf.data.TFRecordDataset(str(path)).as_numpy_iterator()
+    return [decode_warmup_request(record) for record in records]
 
 
 def warm_up(saved_model_dir, loaded=None):
@@ -142,13 +152,11 @@ def warm_up(saved_model_dir, loaded=None):
         A list of `(signature_name, {input: shape}, seconds)`, one per request; empty when
         the SavedModel has no warm-up file.
     """
-    path = Path(saved_model_dir) / WARMUP_FILE
-    if not path.exists():
-        return []
-    loaded = tf.saved_model.load(str(saved_model_dir)) if loaded is None else loaded
+    requests = read_warmup_requests(saved_model_dir)
+    if requests and loaded is None:
+        loaded = tf.saved_model.load(str(saved_model_dir))
     timings = []
-    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-        signature_name, inputs = decode_warmup_request(record)
+    for signature_name, inputs in requests:
         start = time.perf_counter()
         outputs = loaded.signatures[signature_name](
             **{name: tf.constant(value) for name, value in inputs.items()}

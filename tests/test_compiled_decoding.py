@@ -22,7 +22,7 @@ from rnn_toolkit.decoding import (
     uniform_noise,
 )
 from rnn_toolkit.decoding.compilation import JIT_ENVIRONMENT_VARIABLE
-from rnn_toolkit.saved_model import WARMUP_FILE, decode_warmup_request, warm_up
+from rnn_toolkit.saved_model import WARMUP_FILE, read_warmup_requests, warm_up
 
 VOCAB_SIZE = 11
 UNITS = 16
@@ -294,8 +294,7 @@ def test_translate_is_the_same_with_and_without_compilation():
 
 def test_exported_char_lm_warm_up_requests(char_model, tmp_path):
     path = rnn_toolkit.export.export_char_lm(char_model, tmp_path / "on")
-    records = list(tf.data.TFRecordDataset(str(path / WARMUP_FILE)).as_numpy_iterator())
-    requests = [decode_warmup_request(record) for record in records]
+    requests = read_warmup_requests(path)
     batch_sizes = rnn_toolkit.tasks.char_lm.model.GENERATION_BUCKETS.batch_sizes
     assert len(requests) == 2 * len(batch_sizes)
     assert {name for name, _ in requests} == {"serving_default", "generate"}
@@ -348,8 +347,7 @@ def test_exported_translator_warm_up_requests(tmp_path):
     target = rnn_toolkit.data.WordVocabulary(["x", "y"], sequence_markers=True)
     model = rnn_toolkit.build_translator(source, target, units=4, embedding_dim=4)
     path = rnn_toolkit.export.export_translator(model, tmp_path, beam_width=3)
-    records = tf.data.TFRecordDataset(str(path / WARMUP_FILE)).as_numpy_iterator()
-    requests = [decode_warmup_request(record) for record in records]
+    requests = read_warmup_requests(path)
     batch_sizes = rnn_toolkit.tasks.translator.model.TRANSLATION_BUCKETS.batch_sizes
     # Sources of 16, 32 and 40 words (the vocabulary's max_length): buckets 16, 32 and 64.
     lengths = sorted({len(inputs["text"][0].split()) for _, inputs in requests})

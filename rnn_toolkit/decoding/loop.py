@@ -318,10 +318,14 @@ class BeamSearch(DecodingStrategy):
             return self.beam_width
         return tf.maximum(tf.cast(self.beam_width, tf.int32), 1)
 
+    def _penalty(self, lengths):
+        """The GNMT length penalty `lp(n)` of `lengths` scored tokens."""
+        alpha = tf.cast(self.length_penalty, tf.float32)
+        return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
     def _normalize(self, log_probs, lengths):
         """Divides log-probabilities by the GNMT length penalty of `lengths` tokens."""
-        alpha = tf.cast(self.length_penalty, tf.float32)
-        return log_probs / tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+        return log_probs / self._penalty(lengths)
 
     def compile_sizes(self):
         return {"beam_width": self._width()}
@@ -361,13 +365,9 @@ class BeamSearch(DecodingStrategy):
         beam_width = self._width()
         finished, lengths = search_vars["finished"], search_vars["lengths"]
         log_probs = search_vars["log_probs"]
-        alpha = tf.cast(self.length_penalty, tf.float32)
-
-        def penalty(n):
-            return tf.pow((5.0 + tf.cast(n, tf.float32)) / 6.0, alpha)
-
         final = self._normalize(log_probs, lengths + 1)
-        bound = log_probs / tf.maximum(penalty(lengths), penalty(search_vars["max_length"] + 1))
+        longest = self._penalty(search_vars["max_length"] + 1)
+        bound = log_probs / tf.maximum(self._penalty(lengths), longest)
         lowest = tf.constant(-float("inf"))
         by_row = tf.stack([-1, beam_width])
         best_finished = tf.reduce_max(tf.reshape(tf.where(finished, final, lowest), by_row), 1)
@@ -833,14 +833,17 @@ def decode_with_strategy(
             static, pad_rows(initial_logits), tf.nest.map_structure(pad_rows, initial_state),
             max_length, seed, width, padding_rows=tf.range(rows) >= batch_size,
         )
-        # Sizes XLA must know travel as shapes of empty tensors.
-        carriers = (
-            tf.zeros(tf.stack([width, 0])),
-            {name: tf.zeros(tf.stack([size, 0])) for name, size in sizes.items()},
-        )
-        search_vars = _shrinking_loop(
-            static, compiled_loop, start, max_length, seed, carriers, buckets.batch_sizes
-        )
+        # Sizes XLA must know travel as shapes of empty tensors (the token buffer's width
+        # is its own shape).
+        carriers = {name: tf.zeros(tf.stack([size, 0])) for name, size in sizes.items()}
+
+        def run(loop_vars, stop_rows):
+            return compiled_loop(loop_vars, max_length, seed, stop_rows, carriers)
+
+        if static.movable_rows:
+            search_vars = _shrinking_loop(static, run, start, max_length, buckets.batch_sizes)
+        else:
+            search_vars = run(start, tf.constant(0, tf.int32))[3]
         outputs = static.finalize(search_vars, max_length)
         return tf.nest.map_structure(lambda tensor: tensor[:batch_size], outputs)
 
@@ -854,17 +857,16 @@ def _compiled_loop(strategy, loop):
     """`loop` (`_continue_loop`) as an XLA-compiled function of tensors only."""
 
     @tf.function(jit_compile=True, autograph=False)
-    def run(loop_vars, max_length, seed, stop_rows, width, sizes):
+    def run(loop_vars, max_length, seed, stop_rows, sizes):
         static = strategy.with_compile_sizes(
             {name: tf.shape(carrier)[0] for name, carrier in sizes.items()}
         )
-        del width  # its shape fixed the token buffer's, in `_start_loop`
         return loop(static, loop_vars, max_length, seed, stop_rows=stop_rows)
 
     return run
 
 
-def _shrinking_loop(strategy, compiled_loop, loop_vars, max_length, seed, carriers, sizes):
+def _shrinking_loop(strategy, run, loop_vars, max_length, sizes):
     """Runs the compiled loop in phases, on fewer rows as rows end.
 
     A batch row that has ended still costs a full model step at every position in a
@@ -873,8 +875,9 @@ def _shrinking_loop(strategy, compiled_loop, loop_vars, max_length, seed, carrie
     into that bucket (the others' results are kept aside) and the next phase goes on
     with them: one compilation per bucket serves every phase, and a batch whose rows end
     at different lengths costs about as much as its rows' lengths, not as many times its
-    longest. A strategy whose rows cannot move (`movable_rows` False: sampling) runs
-    one phase. Returns the strategy's final `search_vars` for the first phase's rows.
+    longest. `run(loop_vars, stop_rows)` is the compiled loop; only strategies with
+    `movable_rows` come here. Returns the strategy's final `search_vars` for the first
+    phase's rows.
     """
     bucket_sizes = tuple(sizes)
     sizes = tf.constant(bucket_sizes, tf.int32)
@@ -895,13 +898,8 @@ def _shrinking_loop(strategy, compiled_loop, loop_vars, max_length, seed, carrie
 
     def phase(step, ids, state, search_vars, index, results):
         current = tf.shape(index)[0]
-        if strategy.movable_rows:
-            stop_rows = tf.reduce_max(tf.concat([tf.boolean_mask(sizes, sizes < current), [0]], 0))
-        else:
-            stop_rows = tf.constant(0, tf.int32)  # one phase, to the end
-        step, ids, state, search_vars = compiled_loop(
-            (step, ids, state, search_vars), max_length, seed, stop_rows, *carriers
-        )
+        stop_rows = tf.reduce_max(tf.concat([tf.boolean_mask(sizes, sizes < current), [0]], 0))
+        step, ids, state, search_vars = run((step, ids, state, search_vars), stop_rows)
         per_row = tf.shape(ids)[0] // current
         valid = index >= 0
         # What this phase computed goes back to its rows of the first phase.
